@@ -1,0 +1,205 @@
+"""Configuration: command-line flags over environment variables over defaults.
+
+Flag and variable names of the Go implementation keep their meaning (see the table in
+docs/configuration.md). Everything is validated here, before any task starts, so a bad
+value ends the process with exit code 2 and one line naming the option and the expected
+form.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# One requirement of a label selector: `key`, `!key`, `key=v`, `key==v`, `key!=v`,
+# `key in (a,b)`, `key notin (a,b)`. Keys may carry a DNS prefix (`example.com/name`).
+_KEY = r"(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_VALUE = r"(?:[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+_LABEL_REQUIREMENT = re.compile(
+    rf"^\s*(?:!\s*{_KEY}|{_KEY}\s*(?:(?:==?|!=)\s*{_VALUE}"
+    rf"|\s+(?:in|notin)\s*\(\s*{_VALUE}(?:\s*,\s*{_VALUE})*\s*\))?)\s*$"
+)
+# One requirement of a field selector: `path=v`, `path==v` or `path!=v`.
+_FIELD_REQUIREMENT = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_.]*\s*(?:==?|!=)\s*[^,=!]*\s*$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the controller cannot use. The message names the option."""
+
+
+def _split_top_level(selector: str) -> list[str]:
+    """Split a selector on commas that are not inside `in (...)` lists."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(selector):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(selector[start:i])
+            start = i + 1
+    parts.append(selector[start:])
+    return parts
+
+
+def _check_selector(value: str, pattern: re.Pattern[str], option: str, example: str) -> str:
+    if not value.strip():
+        return ""
+    for part in _split_top_level(value):
+        if not pattern.match(part):
+            raise ValueError(
+                f"{option}: {part.strip()!r} in {value!r} is not a valid requirement; "
+                f"expected a comma-separated list such as {example!r}"
+            )
+    return value.strip()
+
+
+class Settings(BaseSettings):
+    """Every setting, with the environment variable that sets it when no flag does."""
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+
+    coder_url: str = Field("", validation_alias=AliasChoices("coder_url", "CODER_URL"))
+    namespaces: str = Field("", validation_alias=AliasChoices("namespaces", "CODER_NAMESPACES"))
+    field_selector: str = Field(
+        "", validation_alias=AliasChoices("field_selector", "CODER_FIELD_SELECTOR")
+    )
+    label_selector: str = Field(
+        "", validation_alias=AliasChoices("label_selector", "CODER_LABEL_SELECTOR")
+    )
+    kubeconfig: str = Field("", validation_alias=AliasChoices("kubeconfig", "KUBECONFIG"))
+    metrics_addr: str = Field(
+        "", validation_alias=AliasChoices("metrics_addr", "CODER_LOGSTREAM_METRICS_ADDR")
+    )
+
+    log_format: Literal["text", "json"] = Field(
+        "text", validation_alias=AliasChoices("log_format", "CODER_LOGSTREAM_LOG_FORMAT")
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias=AliasChoices("log_level", "CODER_LOGSTREAM_LOG_LEVEL")
+    )
+    dry_run: bool = Field(False, validation_alias=AliasChoices("dry_run", "CODER_LOGSTREAM_DRY_RUN"))
+
+    # Delivery tuning. Coder accepts up to 1 MiB per request; stay far below it.
+    batch_window_seconds: float = Field(
+        0.1, gt=0, le=10,
+        validation_alias=AliasChoices("batch_window_seconds", "CODER_LOGSTREAM_BATCH_WINDOW_SECONDS"),
+    )
+    batch_max_lines: int = Field(
+        100, ge=1, le=1000,
+        validation_alias=AliasChoices("batch_max_lines", "CODER_LOGSTREAM_BATCH_MAX_LINES"),
+    )
+    batch_max_bytes: int = Field(
+        256 * 1024, ge=2048, le=512 * 1024,
+        validation_alias=AliasChoices("batch_max_bytes", "CODER_LOGSTREAM_BATCH_MAX_BYTES"),
+    )
+    queue_max_lines: int = Field(
+        5000, ge=10,
+        validation_alias=AliasChoices("queue_max_lines", "CODER_LOGSTREAM_QUEUE_MAX_LINES"),
+    )
+    unauthorized_window_seconds: float = Field(
+        300, ge=0,
+        validation_alias=AliasChoices(
+            "unauthorized_window_seconds", "CODER_LOGSTREAM_UNAUTHORIZED_WINDOW_SECONDS"
+        ),
+    )
+    retry_max_seconds: float = Field(
+        30, gt=0,
+        validation_alias=AliasChoices("retry_max_seconds", "CODER_LOGSTREAM_RETRY_MAX_SECONDS"),
+    )
+    request_timeout_seconds: float = Field(
+        10, gt=0,
+        validation_alias=AliasChoices(
+            "request_timeout_seconds", "CODER_LOGSTREAM_REQUEST_TIMEOUT_SECONDS"
+        ),
+    )
+    shutdown_timeout_seconds: float = Field(
+        10, ge=0,
+        validation_alias=AliasChoices(
+            "shutdown_timeout_seconds", "CODER_LOGSTREAM_SHUTDOWN_TIMEOUT_SECONDS"
+        ),
+    )
+
+    # Kubernetes watch tuning.
+    watch_read_timeout_seconds: float = Field(
+        90, gt=0,
+        validation_alias=AliasChoices(
+            "watch_read_timeout_seconds", "CODER_LOGSTREAM_WATCH_READ_TIMEOUT_SECONDS"
+        ),
+    )
+    list_page_size: int = Field(
+        500, ge=1,
+        validation_alias=AliasChoices("list_page_size", "CODER_LOGSTREAM_LIST_PAGE_SIZE"),
+    )
+
+    @field_validator("coder_url")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"--coder-url: {value!r} is not an http(s) URL; "
+                "expected a form such as 'https://coder.example.com'"
+            )
+        return value.rstrip("/")
+
+    @field_validator("label_selector")
+    @classmethod
+    def _label_selector_parses(cls, value: str) -> str:
+        return _check_selector(
+            value, _LABEL_REQUIREMENT, "--label-selector", "app=ws,tier in (dev,test)"
+        )
+
+    @field_validator("field_selector")
+    @classmethod
+    def _field_selector_parses(cls, value: str) -> str:
+        return _check_selector(
+            value, _FIELD_REQUIREMENT, "--field-selector", "status.phase!=Succeeded"
+        )
+
+    @field_validator("metrics_addr")
+    @classmethod
+    def _metrics_addr_has_port(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]*):\d{1,5}", value):
+            raise ValueError(
+                f"--metrics-addr: {value!r} is not an address; expected 'host:port' or ':port'"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _url_required_unless_dry_run(self) -> Settings:
+        if not self.coder_url and not self.dry_run:
+            raise ValueError(
+                "--coder-url: not set; pass -u https://coder.example.com or set CODER_URL "
+                "(or use --dry-run to print lines instead of sending them)"
+            )
+        return self
+
+    @property
+    def namespace_list(self) -> list[str]:
+        """Namespaces to watch; an empty list means the whole cluster."""
+        return [ns.strip() for ns in self.namespaces.split(",") if ns.strip()]
+
+    @property
+    def kubeconfig_path(self) -> Path | None:
+        """The first kubeconfig file named, with `~` expanded, or None."""
+        first = self.kubeconfig.split(os.pathsep)[0].strip()
+        return Path(first).expanduser() if first else None
+
+    @property
+    def metrics_host_port(self) -> tuple[str, int] | None:
+        """Where to serve /metrics, /healthz and /readyz; None disables the server."""
+        if not self.metrics_addr:
+            return None
+        host, _, port = self.metrics_addr.rpartition(":")
+        return (host.strip("[]") or "0.0.0.0", int(port))
