@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # One requirement of a label selector: `key`, `!key`, `key=v`, `key==v`, `key!=v`,
@@ -63,79 +63,73 @@ def _check_selector(value: str, pattern: re.Pattern[str], option: str, example: 
 class Settings(BaseSettings):
     """Every setting, with the environment variable that sets it when no flag does."""
 
-    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True)
+    # Exact, case-sensitive variable names: a stray LOG_LEVEL or NAMESPACES in a container's
+    # environment must not change the controller.
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True, case_sensitive=True)
 
-    coder_url: str = Field("", validation_alias=AliasChoices("coder_url", "CODER_URL"))
-    namespaces: str = Field("", validation_alias=AliasChoices("namespaces", "CODER_NAMESPACES"))
+    coder_url: str = Field("", validation_alias="CODER_URL")
+    namespaces: str = Field("", validation_alias="CODER_NAMESPACES")
     field_selector: str = Field(
-        "", validation_alias=AliasChoices("field_selector", "CODER_FIELD_SELECTOR")
+        "", validation_alias="CODER_FIELD_SELECTOR"
     )
     label_selector: str = Field(
-        "", validation_alias=AliasChoices("label_selector", "CODER_LABEL_SELECTOR")
+        "", validation_alias="CODER_LABEL_SELECTOR"
     )
-    kubeconfig: str = Field("", validation_alias=AliasChoices("kubeconfig", "KUBECONFIG"))
+    kubeconfig: str = Field("", validation_alias="KUBECONFIG")
     metrics_addr: str = Field(
-        "", validation_alias=AliasChoices("metrics_addr", "CODER_LOGSTREAM_METRICS_ADDR")
+        "", validation_alias="CODER_LOGSTREAM_METRICS_ADDR"
     )
 
     log_format: Literal["text", "json"] = Field(
-        "text", validation_alias=AliasChoices("log_format", "CODER_LOGSTREAM_LOG_FORMAT")
+        "text", validation_alias="CODER_LOGSTREAM_LOG_FORMAT"
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", validation_alias=AliasChoices("log_level", "CODER_LOGSTREAM_LOG_LEVEL")
+        "info", validation_alias="CODER_LOGSTREAM_LOG_LEVEL"
     )
-    dry_run: bool = Field(False, validation_alias=AliasChoices("dry_run", "CODER_LOGSTREAM_DRY_RUN"))
+    dry_run: bool = Field(False, validation_alias="CODER_LOGSTREAM_DRY_RUN")
 
     # Delivery tuning. Coder accepts up to 1 MiB per request; stay far below it.
     batch_window_seconds: float = Field(
         0.1, gt=0, le=10,
-        validation_alias=AliasChoices("batch_window_seconds", "CODER_LOGSTREAM_BATCH_WINDOW_SECONDS"),
+        validation_alias="CODER_LOGSTREAM_BATCH_WINDOW_SECONDS",
     )
     batch_max_lines: int = Field(
         100, ge=1, le=1000,
-        validation_alias=AliasChoices("batch_max_lines", "CODER_LOGSTREAM_BATCH_MAX_LINES"),
+        validation_alias="CODER_LOGSTREAM_BATCH_MAX_LINES",
     )
     batch_max_bytes: int = Field(
         256 * 1024, ge=2048, le=512 * 1024,
-        validation_alias=AliasChoices("batch_max_bytes", "CODER_LOGSTREAM_BATCH_MAX_BYTES"),
+        validation_alias="CODER_LOGSTREAM_BATCH_MAX_BYTES",
     )
     queue_max_lines: int = Field(
         5000, ge=10,
-        validation_alias=AliasChoices("queue_max_lines", "CODER_LOGSTREAM_QUEUE_MAX_LINES"),
+        validation_alias="CODER_LOGSTREAM_QUEUE_MAX_LINES",
     )
     unauthorized_window_seconds: float = Field(
         300, ge=0,
-        validation_alias=AliasChoices(
-            "unauthorized_window_seconds", "CODER_LOGSTREAM_UNAUTHORIZED_WINDOW_SECONDS"
-        ),
+        validation_alias="CODER_LOGSTREAM_UNAUTHORIZED_WINDOW_SECONDS",
     )
     retry_max_seconds: float = Field(
         30, gt=0,
-        validation_alias=AliasChoices("retry_max_seconds", "CODER_LOGSTREAM_RETRY_MAX_SECONDS"),
+        validation_alias="CODER_LOGSTREAM_RETRY_MAX_SECONDS",
     )
     request_timeout_seconds: float = Field(
         10, gt=0,
-        validation_alias=AliasChoices(
-            "request_timeout_seconds", "CODER_LOGSTREAM_REQUEST_TIMEOUT_SECONDS"
-        ),
+        validation_alias="CODER_LOGSTREAM_REQUEST_TIMEOUT_SECONDS",
     )
     shutdown_timeout_seconds: float = Field(
         10, ge=0,
-        validation_alias=AliasChoices(
-            "shutdown_timeout_seconds", "CODER_LOGSTREAM_SHUTDOWN_TIMEOUT_SECONDS"
-        ),
+        validation_alias="CODER_LOGSTREAM_SHUTDOWN_TIMEOUT_SECONDS",
     )
 
     # Kubernetes watch tuning.
     watch_read_timeout_seconds: float = Field(
         90, gt=0,
-        validation_alias=AliasChoices(
-            "watch_read_timeout_seconds", "CODER_LOGSTREAM_WATCH_READ_TIMEOUT_SECONDS"
-        ),
+        validation_alias="CODER_LOGSTREAM_WATCH_READ_TIMEOUT_SECONDS",
     )
     list_page_size: int = Field(
         500, ge=1,
-        validation_alias=AliasChoices("list_page_size", "CODER_LOGSTREAM_LIST_PAGE_SIZE"),
+        validation_alias="CODER_LOGSTREAM_LIST_PAGE_SIZE",
     )
 
     @field_validator("coder_url")

@@ -126,7 +126,11 @@ staging_replaces() {
 # Print the path of the go.mod file of module $1 at version $2, downloading it.
 module_gomod() {
   local json
-  json="$(go mod download -json "$1@$2")" || return 1
+  if ! json="$(go mod download -json "$1@$2")"; then
+    # On failure the JSON record carries the reason in its "Error" field.
+    log "go mod download $1@$2 failed: $(sed -nE 's/^[[:space:]]*"Error": "(.*)",?$/\1/p' <<<"$json")"
+    return 1
+  fi
   sed -nE 's/^[[:space:]]*"GoMod": "(.*)",?$/\1/p' <<<"$json"
 }
 
@@ -183,8 +187,8 @@ build_apiserver() {
 
 build_etcd() {
   local bin="$1" dir status
-  # etcd's server module holds package main at its root; the module requires the
-  # api, client and pkg modules of the same release, so no replace lines are needed.
+  # etcd's server module has package main at its root. It requires the api, client
+  # and pkg modules of its own release, so no replace lines are needed.
   dir="$(new_module_dir etcd "")"
   CGO_ENABLED=0 build_in_module go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3 \
     "$ETCD_VERSION" "$dir" "$bin/etcd" -ldflags "-s -w"
@@ -231,6 +235,8 @@ build_all() {
       log "kube-apiserver $version built but does not report 'Kubernetes $version'"
     fi
     log "kube-apiserver $version failed; trying the next candidate"
+    # Drop the dirs made for this candidate if nothing was built in them.
+    rmdir "$candidate_bin" "$(dirname "$candidate_bin")" 2>/dev/null || true
   done
   [[ -n "$bin" ]] || die "kube-apiserver failed to build for every candidate: ${K8S_CANDIDATES[*]}"
 

@@ -200,7 +200,6 @@ class Sender:
         cancelled = False
         try:
             while True:
-                await self._sending_enabled.wait()
                 batch = await self._next_batch()
                 if batch is None:
                     return

@@ -96,6 +96,10 @@ class Watcher:
         self._saw_frame = False
 
     @property
+    def resource(self) -> Resource:
+        return self._resource
+
+    @property
     def scope(self) -> str:
         return self._namespace or "cluster-wide"
 

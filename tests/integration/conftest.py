@@ -11,6 +11,7 @@ namespace. Neither depends on the product package.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from tests.testbed import ExternalCluster, TestbedUnavailable, TestCluster, locate_binaries
+from tests.integration.fixtures import fake_coder, objects, start_controller  # noqa: F401 - fixtures
 
 # Seconds for one admin request; a watch opened through `kube_admin.client.stream`
 # needs its own timeout.
@@ -27,12 +29,12 @@ ADMIN_REQUEST_TIMEOUT = 30.0
 
 
 def _external_kubeconfig() -> str | None:
-    """Return the first path of KUBECONFIG when the suite is told to use it."""
+    """Return the first path of KUBECONFIG when LOGSTREAM_USE_KUBECONFIG is 1, else None."""
     if os.environ.get("LOGSTREAM_USE_KUBECONFIG") != "1":
         return None
     value = os.environ.get("KUBECONFIG", "")
     paths = [p for p in value.split(os.pathsep) if p]
-    # NOTE: only the first file of a KUBECONFIG list is read; kubectl would merge them.
+    # NOTE: only the first file of a KUBECONFIG list is read, while kubectl merges them all.
     return paths[0] if paths else None
 
 
@@ -88,10 +90,9 @@ class KubeAdmin:
     def patch(
         self, path: str, body: dict[str, Any] | list[Any], content_type: str = "application/merge-patch+json"
     ) -> Any:
-        # httpx's json= would set Content-Type to application/json, which PATCH rejects.
-        response = self.client.patch(
-            path, content=httpx.Request("PATCH", "/", json=body).content, headers={"Content-Type": content_type}
-        )
+        # The API server picks the patch type from Content-Type, so json= (which sends
+        # application/json) cannot be used here.
+        response = self.client.patch(path, content=json.dumps(body).encode(), headers={"Content-Type": content_type})
         return self._checked(response)
 
     def delete(self, path: str) -> Any:

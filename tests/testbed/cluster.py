@@ -9,7 +9,7 @@ Guarantees:
 * Every listener binds 127.0.0.1 on a port that was free at start time.
 * Each cluster gets its own temp dir (data, certificates, tokens, kubeconfigs, logs).
   `stop()` kills both process groups and removes that dir, unless `keep_workdir` is set.
-* `start()` and `restart_apiserver()` return only after `/readyz` answers 200, and they
+* `start()` and `restart_apiserver()` return only after `/readyz` returns 200, and they
   raise `TestbedError` with the tail of the process log when startup fails.
 
 `ExternalCluster` offers the same attributes for a cluster reached through a kubeconfig
@@ -52,8 +52,8 @@ LOOPBACK = "127.0.0.1"
 ADMIN_USER = "admin"
 LIMITED_USER = "limited"
 
-# Seconds. A cold kube-apiserver start on a 2-core machine takes about 10 s
-# (bootstrap RBAC roles, priority levels, CRD and aggregator controllers).
+# Seconds. kube-apiserver v1.34 became ready about 3.5 s after start on a 2-core
+# machine; the limit leaves room for slower or busier machines.
 DEFAULT_START_TIMEOUT = 120.0
 PROCESS_STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.2
@@ -103,9 +103,10 @@ class Binaries:
 def locate_binaries(build: bool = True) -> Binaries:
     """Find the test-bed binaries.
 
-    `LOGSTREAM_TESTBED_BIN` wins when set. Otherwise `scripts/testbed.sh` is run; it
-    returns at once when the cache is warm and builds the binaries (about half an hour
-    on 2 cores) when it is cold. With `build=False` only `--print-bin` is asked.
+    `LOGSTREAM_TESTBED_BIN` wins when set. Otherwise `scripts/testbed.sh` runs. It
+    returns at once when the cache is warm. When the cache is cold it builds the
+    binaries, which took 5.5 minutes on a 2-core machine with empty Go caches.
+    With `build=False` the script only runs with `--print-bin`.
     Raises `TestbedUnavailable` with the reason when no usable bin dir results.
     """
     from_env = os.environ.get("LOGSTREAM_TESTBED_BIN")
@@ -206,21 +207,21 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _wait_until(check: Callable[[], bool], process: _Process, what: str, timeout: float) -> None:
-    """Poll `check` until it returns True; fail early if `process` exits."""
+def _wait_until(check: Callable[[], bool], process: _Process, description: str, timeout: float) -> None:
+    """Poll `check` until it returns True. Raise early if `process` exits."""
     deadline = time.monotonic() + timeout
     while True:
         if process.exited():
             raise TestbedError(
                 f"{process.name} exited with code {process.popen.returncode} "
-                f"while waiting for {what}; log tail of {process.log_path}:\n"
+                f"while waiting for {description}; log tail of {process.log_path}:\n"
                 f"{log_tail(process.log_path)}"
             )
         if check():
             return
         if time.monotonic() >= deadline:
             raise TestbedError(
-                f"timed out after {timeout:.0f} s waiting for {what}; "
+                f"timed out after {timeout:.0f} s waiting for {description}; "
                 f"log tail of {process.log_path}:\n{log_tail(process.log_path)}"
             )
         time.sleep(POLL_INTERVAL)
@@ -270,7 +271,7 @@ def _certificate(
     issuer_key: ec.EllipticCurvePrivateKey,
 ) -> x509.Certificate:
     """Build a CA certificate (issuer None) or a serving certificate for 127.0.0.1."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = (
         x509.CertificateBuilder()
@@ -463,7 +464,7 @@ class TestCluster:
         return self._require_workdir() / "kube-apiserver.log"
 
     def start(self) -> None:
-        """Start etcd, then kube-apiserver; return when `/readyz` answers 200."""
+        """Start etcd, then kube-apiserver, and return when `/readyz` returns 200."""
         if self.workdir is not None:
             raise TestbedError("TestCluster.start() called twice; call stop() first")
         binaries = self.binaries
@@ -507,8 +508,10 @@ class TestCluster:
     def compact_etcd(self) -> int:
         """Compact etcd up to its current revision and return that revision.
 
-        Afterwards a watch or list from any older resourceVersion cannot be served from
-        etcd. A request that the API server's watch cache can still serve may not see 410.
+        A watch from resourceVersion V starts at revision V + 1, so it can no longer be
+        served from etcd once V + 1 is below the returned revision (two writes after V).
+        The API server's watch cache can still serve such a watch from memory without
+        a 410. Restart with `--watch-cache=false` so that etcd serves watches.
         """
         revision = self.etcd_revision()
         status, reply = _http_json(
@@ -543,7 +546,7 @@ class TestCluster:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
     def is_ready(self) -> bool:
-        """Return True when `/readyz` answers 200 to the admin user."""
+        """Return True when `/readyz` returns 200 to the admin user."""
         try:
             status, _ = _http_json(
                 f"{self.server_url}/readyz",
@@ -561,9 +564,9 @@ class TestCluster:
         return self._require(self.workdir, "workdir (the cluster is not started)")
 
     @staticmethod
-    def _require(value: Any, what: str) -> Any:
+    def _require(value: Any, description: str) -> Any:
         if value is None:
-            raise TestbedError(f"TestCluster has no {what}; call start() first")
+            raise TestbedError(f"TestCluster has no {description}; call start() first")
         return value
 
     def _write_token_file(self) -> None:
@@ -631,11 +634,11 @@ class TestCluster:
             f"--tls-private-key-file={pki.serving_key}",
             f"--token-auth-file={workdir / 'tokens.csv'}",
             "--authorization-mode=RBAC",
-            # The issuer is only a name written into tokens; nothing fetches it.
+            # The issuer is only a name written into tokens, and nothing fetches it.
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki.sa_public_key}",
             f"--service-account-signing-key-file={pki.sa_signing_key}",
-            # A CIDR to allocate Service ClusterIPs from; no traffic goes there.
+            # The CIDR that Service ClusterIPs are allocated from. No traffic goes there.
             "--service-cluster-ip-range=10.0.0.0/24",
             # The endpoint reconciler would publish 127.0.0.1 as the endpoint of the
             # `kubernetes` Service, which validation rejects (loopback).
@@ -713,7 +716,7 @@ class ExternalCluster:
         self.stop()
 
     def start(self) -> None:
-        """Read the kubeconfig, check `/readyz` and create the limited user's token."""
+        """Read the kubeconfig, check `/version` and create the limited user's token."""
         self.workdir = Path(tempfile.mkdtemp(prefix="logstream-external-"))
         try:
             self._load_kubeconfig()
@@ -747,6 +750,16 @@ class ExternalCluster:
         import pytest
 
         pytest.skip("compact_etcd() needs the local test bed, not an external cluster")
+
+    def is_ready(self) -> bool:
+        """Return True when `/readyz` returns 200 to the admin user."""
+        try:
+            status, _ = _http_json(
+                f"{self.server_url}/readyz", context=self.admin_ssl_context(), headers=self.admin_headers()
+            )
+        except OSError:
+            return False
+        return status == 200
 
     def admin_ssl_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)

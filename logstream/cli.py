@@ -1,0 +1,101 @@
+"""Command line: parse flags, validate settings, run the controller.
+
+Exit codes: 0 after a clean shutdown, 2 for a configuration error (one line naming the
+option and the expected form), 1 when the controller failed while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from logstream import __version__
+from logstream.config import Settings
+
+# Flags of the Go implementation keep their names and short forms.
+_COMPATIBLE_FLAGS: dict[str, tuple[str, ...]] = {
+    "coder_url": ("--coder-url", "-u"),
+    "namespaces": ("--namespaces", "-n"),
+    "field_selector": ("--field-selector", "-f"),
+    "label_selector": ("--label-selector", "-l"),
+    "kubeconfig": ("--kubeconfig", "-k"),
+}
+_HELP = {
+    "coder_url": "Coder URL, http(s) scheme required",
+    "namespaces": "comma-separated namespaces to watch; empty watches the whole cluster",
+    "field_selector": "field selector for pods (never applied to other kinds)",
+    "label_selector": "label selector for pods and ReplicaSets, StatefulSets and Jobs",
+    "kubeconfig": "kubeconfig path; in-cluster configuration is tried first",
+    "metrics_addr": "host:port for /metrics, /healthz and /readyz; empty disables",
+    "log_format": "format of the controller's own log: text or json",
+    "log_level": "debug, info, warning or error",
+    "dry_run": "print every line with its agent, level and time instead of sending it",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="logstream-kube",
+        description="Stream Kubernetes signals about Coder workspaces into their startup logs.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    for name, field in Settings.model_fields.items():
+        env = field.validation_alias
+        flags = _COMPATIBLE_FLAGS.get(name, ("--" + name.replace("_", "-"),))
+        help_text = _HELP.get(name, name.replace("_", " "))
+        help_text += f" (env {env}, default {field.default!r})"
+        if field.annotation is bool:
+            parser.add_argument(*flags, dest=name, action="store_true", help=help_text)
+        else:
+            parser.add_argument(*flags, dest=name, metavar=name.upper(), help=help_text)
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None) -> Settings:
+    """Flags over environment over defaults; raises SystemExit(2) with one clear line."""
+    given: dict[str, Any] = vars(build_parser().parse_args(argv))
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        _fail(_explain(exc))
+        raise  # unreachable: _fail exits
+
+
+def _explain(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if message.startswith("--"):
+        return message
+    name = str(error["loc"][0]) if error.get("loc") else ""
+    field = Settings.model_fields.get(name)
+    env = field.validation_alias if field is not None else name
+    flag = _COMPATIBLE_FLAGS.get(name, ("--" + name.replace("_", "-"),))[0]
+    return f"{flag} (env {env}): {error.get('input')!r} is not valid: {message}"
+
+
+def _fail(message: str) -> None:
+    print(f"logstream-kube: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = load_settings(argv)
+
+    # Imported late so that `--help` and configuration errors stay fast.
+    from logstream.app import ConfigurationProblem, run
+    from logstream.ops.logs import setup_logging
+
+    setup_logging(level=settings.log_level, fmt=settings.log_format)
+    try:
+        return asyncio.run(run(settings))
+    except ConfigurationProblem as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        return 0
+    return 1
