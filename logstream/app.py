@@ -17,7 +17,12 @@ import signal
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 
-from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    disable_created_metrics,
+)
 
 from logstream.config import Settings
 from logstream.correlate.correlator import Correlator
@@ -49,6 +54,8 @@ class ConfigurationProblem(Exception):
 
 async def run(settings: Settings) -> int:
     """Run the controller until SIGTERM or SIGINT; the process exit code."""
+    # `_created` series double the output and no dashboard uses them.
+    disable_created_metrics()
     metrics = Metrics()
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         metrics.registry.register(collector)

@@ -94,3 +94,38 @@ def start_controller(
     if report is not None and report.failed:
         for controller in started:
             print(f"--- {controller.log_path} ---\n{controller.log_text()[-6000:]}")
+
+
+# What the controller reads, and nothing else: the RBAC the chart grants minus secrets.
+READ_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["pods", "events", "persistentvolumeclaims"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["replicasets", "statefulsets"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch"]},
+]
+SECRET_RULE: dict[str, Any] = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}
+
+
+def service_account_kubeconfig(
+    cluster: Any, admin: Any, *, namespace: str, name: str, rules: list[dict[str, Any]], path: Path,
+    cluster_wide: bool = False,
+) -> Path:
+    """A kubeconfig for a new service account granted `rules` in `namespace` (or everywhere)."""
+    from tests.testbed.cluster import write_token_kubeconfig
+
+    admin.create(f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}})
+    subject = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "name": f"{namespace}-{name}"}
+    if cluster_wide:
+        admin.create("/apis/rbac.authorization.k8s.io/v1/clusterroles", {"metadata": {"name": f"{namespace}-{name}"}, "rules": rules})
+        admin.create("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+                     {"metadata": {"name": f"{namespace}-{name}"}, "subjects": subject, "roleRef": {**role_ref, "kind": "ClusterRole"}})
+    else:
+        admin.create(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles", {"metadata": {"name": f"{namespace}-{name}"}, "rules": rules})
+        admin.create(f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
+                     {"metadata": {"name": f"{namespace}-{name}"}, "subjects": subject, "roleRef": {**role_ref, "kind": "Role"}})
+    token = admin.create(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}},
+    )["status"]["token"]
+    ca_pem = Path(cluster.ca_file).read_bytes()
+    return write_token_kubeconfig(path, cluster.server_url, ca_pem, name, token)

@@ -126,9 +126,17 @@ class Controller:
         return self._http.get("/metrics").text
 
     def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of `name` whose labels include `labels`."""
+        """Sum of the samples of `name` whose labels include `labels`.
+
+        Fails when the controller does not export `name` at all, so a misspelt name
+        cannot pass as zero.
+        """
+        text = self.metrics()
+        family = name.removesuffix("_total")
+        if f"# TYPE {family} " not in text and f"# TYPE {name} " not in text:
+            raise AssertionError(f"metric {name!r} is not exported")
         total = 0.0
-        for line in self.metrics().splitlines():
+        for line in text.splitlines():
             if not line.startswith(name) or line.startswith("#"):
                 continue
             series, _, value = line.rpartition(" ")

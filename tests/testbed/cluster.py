@@ -38,7 +38,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -61,6 +61,8 @@ LOG_TAIL_LINES = 40
 
 # Startup attempts when a port chosen as free is taken before the process binds it.
 PORT_ATTEMPTS = 3
+
+_T = TypeVar("_T")
 
 
 class TestbedError(RuntimeError):
@@ -235,7 +237,8 @@ def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that is free now (another process may take it later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 # --------------------------------------------------------------------------- PKI
@@ -564,7 +567,7 @@ class TestCluster:
         return self._require(self.workdir, "workdir (the cluster is not started)")
 
     @staticmethod
-    def _require(value: Any, description: str) -> Any:
+    def _require(value: _T | None, description: str) -> _T:
         if value is None:
             raise TestbedError(f"TestCluster has no {description}; call start() first")
         return value
@@ -796,10 +799,11 @@ class ExternalCluster:
     def _file_or_data(self, section: dict[str, Any], field: str, base: Path, name: str) -> Path | None:
         """Return the path of `field`, writing `field-data` (base64) to the temp dir if needed."""
         if section.get(f"{field}-data"):
-            path = self.workdir / name  # type: ignore[operator]
-            return _write_pem(path, base64.b64decode(section[f"{field}-data"]))
+            if self.workdir is None:
+                raise TestbedError("ExternalCluster has no temp dir; call start() first")
+            return _write_pem(self.workdir / name, base64.b64decode(section[f"{field}-data"]))
         if section.get(field):
-            return base / section[field]
+            return base / str(section[field])
         return None
 
     def _request_limited_token(self) -> str:
@@ -823,25 +827,27 @@ class ExternalCluster:
         )
         if status != 201 or not isinstance(reply, dict):
             raise TestbedError(f"TokenRequest for {LIMITED_USER} failed: HTTP {status} {reply}")
-        return reply["status"]["token"]
+        return str(reply["status"]["token"])
 
 
 def _parse_kubeconfig(path: Path) -> dict[str, Any]:
     """Parse a kubeconfig written as JSON or YAML (PyYAML is needed only for YAML)."""
     text = path.read_text()
     try:
-        return json.loads(text)
+        config = json.loads(text)
     except ValueError:
-        pass
-    try:
-        import yaml
-    except ImportError as exc:
-        raise TestbedError(f"{path} is YAML; install PyYAML to read it") from exc
-    return yaml.safe_load(text)
+        try:
+            import yaml
+        except ImportError as exc:
+            raise TestbedError(f"{path} is YAML; install PyYAML to read it") from exc
+        config = yaml.safe_load(text)
+    if not isinstance(config, dict):
+        raise TestbedError(f"{path} is not a kubeconfig: its top level is not a mapping")
+    return config
 
 
 def _named(config: dict[str, Any], section: str, name: str) -> dict[str, Any]:
     for entry in config.get(section) or []:
-        if entry.get("name") == name:
+        if isinstance(entry, dict) and entry.get("name") == name:
             return entry
     raise TestbedError(f"kubeconfig has no entry {name!r} in {section}")
