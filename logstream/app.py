@@ -55,7 +55,7 @@ class ConfigurationProblem(Exception):
 async def run(settings: Settings) -> int:
     """Run the controller until SIGTERM or SIGINT; the process exit code."""
     # `_created` series double the output and no dashboard uses them.
-    disable_created_metrics()
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     metrics = Metrics()
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         metrics.registry.register(collector)
@@ -155,7 +155,7 @@ class Pipeline:
             for w in self.index_watchers
         ]
         workers.append(asyncio.create_task(self._start_event_watchers(), name="event watchers"))
-        waiters = [asyncio.create_task(stop.wait(), name="stop signal")]
+        waiters = [asyncio.create_task(_wait(stop), name="stop signal")]
         if failure is not None:
             waiters.append(asyncio.create_task(_as_coroutine(failure), name="delivery"))
         log.info(
@@ -195,6 +195,10 @@ class Pipeline:
 
 async def _as_coroutine(awaitable: Awaitable[None]) -> None:
     await awaitable
+
+
+async def _wait(event: asyncio.Event) -> None:
+    await event.wait()
 
 
 def _report_failure(done: set[asyncio.Task[None]]) -> int:

@@ -61,7 +61,7 @@ def load_settings(argv: Sequence[str] | None) -> Settings:
     """Flags over environment over defaults; raises SystemExit(2) with one clear line."""
     given: dict[str, Any] = vars(build_parser().parse_args(argv))
     try:
-        return Settings(**given)
+        return Settings.from_flags(given)
     except ValidationError as exc:
         _fail(_explain(exc))
         raise  # unreachable: _fail exits
@@ -72,9 +72,11 @@ def _explain(exc: ValidationError) -> str:
     message = str(error.get("msg", "")).removeprefix("Value error, ")
     if message.startswith("--"):
         return message
-    name = str(error["loc"][0]) if error.get("loc") else ""
-    field = Settings.model_fields.get(name)
-    env = field.validation_alias if field is not None else name
+    where = str(error["loc"][0]) if error.get("loc") else ""
+    name = next(
+        (n for n, f in Settings.model_fields.items() if where in (n, f.validation_alias)), where
+    )
+    env = Settings.model_fields[name].validation_alias if name in Settings.model_fields else name
     flag = _COMPATIBLE_FLAGS.get(name, ("--" + name.replace("_", "-"),))[0]
     return f"{flag} (env {env}): {error.get('input')!r} is not valid: {message}"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -65,7 +65,9 @@ class Settings(BaseSettings):
 
     # Exact, case-sensitive variable names: a stray LOG_LEVEL or NAMESPACES in a container's
     # environment must not change the controller.
-    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True, case_sensitive=True)
+    # Values from flags are passed under the same names (see `from_flags`), so a field's
+    # own name, such as `namespaces`, is never read from the environment.
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=True)
 
     coder_url: str = Field("", validation_alias="CODER_URL")
     namespaces: str = Field("", validation_alias="CODER_NAMESPACES")
@@ -178,6 +180,12 @@ class Settings(BaseSettings):
                 "(or use --dry-run to print lines instead of sending them)"
             )
         return self
+
+    @classmethod
+    def from_flags(cls, flags: dict[str, Any]) -> Settings:
+        """Settings with `flags` (keyed by field name) over the environment."""
+        by_alias: dict[str, Any] = {str(cls.model_fields[name].validation_alias): value for name, value in flags.items()}
+        return cls(**by_alias)
 
     @property
     def namespace_list(self) -> list[str]:

@@ -341,7 +341,9 @@ def _pod_spec_of(obj: dict[str, Any], is_pod: bool) -> tuple[Any, Any]:
 
 
 def _workspace_labels(meta: dict[str, Any]) -> dict[str, str]:
-    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    labels = meta.get("labels")
+    if not isinstance(labels, dict):
+        return {}
     return {short: str(labels[label]) for label, short in WORKSPACE_LABELS.items() if label in labels}
 
 

@@ -82,7 +82,7 @@ class PodStatusMemory:
                 memory.last_termination = signature
                 signals.append(signal)
 
-        state = item.get("state") if isinstance(item.get("state"), dict) else {}
+        state = _dict(item.get("state"))
         waiting = state.get("waiting") if isinstance(state.get("waiting"), dict) else None
         if waiting is not None:
             reason = str(waiting.get("reason") or "")
@@ -135,7 +135,8 @@ class PodStatusMemory:
 
 def _termination(kind: str, item: dict[str, Any]) -> tuple[tuple[int, str], StatusSignal] | None:
     """The latest termination in a container status, with its identity."""
-    restarts = item.get("restartCount") if isinstance(item.get("restartCount"), int) else 0
+    count = item.get("restartCount")
+    restarts = count if isinstance(count, int) else 0
     for place in ("lastState", "state"):
         holder = item.get(place)
         terminated = holder.get("terminated") if isinstance(holder, dict) else None
@@ -160,3 +161,6 @@ def _termination(kind: str, item: dict[str, Any]) -> tuple[tuple[int, str], Stat
         return (restarts, finished), signal
     return None
 
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -50,7 +50,7 @@ async def connect(kubeconfig: Path | None) -> ApiClient:
 
     if in_cluster():
         try:
-            kube_config.load_incluster_config(client_configuration=configuration)
+            kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             log.info("using in-cluster configuration")
             return ApiClient(configuration)
         except ConfigException as exc:
