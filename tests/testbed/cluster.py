@@ -495,6 +495,11 @@ class TestCluster:
             shutil.rmtree(self.workdir, ignore_errors=True)
         self.workdir = None
 
+    @property
+    def apiserver_pid(self) -> int | None:
+        """The kube-apiserver process id, for tests that pause it with SIGSTOP."""
+        return self._apiserver.popen.pid if self._apiserver is not None else None
+
     def restart_apiserver(self, extra_args: list[str] | None = None) -> None:
         """Restart kube-apiserver on the same port, keeping etcd and its data.
 
