@@ -198,9 +198,10 @@ class Watcher:
             kind = frame["type"]
             obj = frame["object"]
         except (ValueError, KeyError, TypeError):
+            # The frame itself is not logged: a pod frame can carry a token in its env.
             log.warning(
-                "skipping a watch frame that is not JSON",
-                extra=fields(resource=self._resource.plural, scope=self.scope, frame=raw[:200]),
+                "skipping a watch frame that is not a JSON watch event",
+                extra=fields(resource=self._resource.plural, scope=self.scope, bytes=len(raw)),
             )
             return
         if not isinstance(obj, dict):

@@ -150,3 +150,53 @@ def test_pod_deletion_is_announced_and_releases_the_agent(namespace, objects, fa
 
     wait_for(lambda: fake_coder.texts(token)[-1:] == ["Pod ws-gone deleted"], what="deleted line")
     wait_for(lambda: controller.metric("coder_logstream_agents_active") == 0, what="agent released")
+
+
+def statefulset(name: str, namespace: str, token: str) -> dict:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"serviceName": name, "replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [container(env=[{"name": "CODER_AGENT_TOKEN", "value": token}])]}}},
+    }
+
+
+def job(name: str, namespace: str, token: str) -> dict:
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container(env=[{"name": "CODER_AGENT_TOKEN", "value": token}])]}}},
+    }
+
+
+def test_statefulset_and_job_denials_reach_their_agents(namespace, objects, fake_coder, start_controller):
+    sts_token, job_token = new_token(fake_coder), new_token(fake_coder)
+    start_controller("-n", namespace)
+    sts = objects.create(statefulset("ws-sts", namespace, sts_token))
+    batch = objects.create(job("ws-job", namespace, job_token))
+    objects.create(event(sts, reason="FailedCreate", message='create Pod ws-sts-0 in StatefulSet ws-sts failed error: pods "ws-sts-0" is forbidden: exceeded quota: q'))
+    objects.create(event(batch, reason="FailedCreate", message='Error creating: pods "ws-job-x" is forbidden: exceeded quota: q'))
+
+    sts_lines = wait_for(lambda: (found := fake_coder.lines(sts_token)) and len(found) == 2 and found, what="StatefulSet lines")
+    job_lines = wait_for(lambda: (found := fake_coder.lines(job_token)) and len(found) == 2 and found, what="Job lines")
+    assert sts_lines[0]["output"] == "StatefulSet ws-sts is creating a pod for this workspace"
+    assert job_lines[0]["output"] == "Job ws-job is creating a pod for this workspace"
+    assert sts_lines[1]["level"] == job_lines[1]["level"] == "error"
+
+
+def test_label_selector_limits_workloads_but_not_events(namespace, objects, fake_coder, start_controller):
+    token, ignored = new_token(fake_coder), new_token(fake_coder)
+    start_controller("-n", namespace, "-l", "com.coder.resource=true")
+    chosen = pod("ws-chosen", namespace=namespace, token=token, labels={"com.coder.resource": "true"})
+    other = pod("ws-other", namespace=namespace, token=ignored)
+    chosen = objects.create(chosen)
+    other = objects.create(other)
+    # The unselected pod's event goes first: had it been routed, it would be there by the
+    # time the selected pod's lines arrive.
+    objects.create(event(other, reason="BackOff", message="Back-off restarting failed container dev"))
+    objects.create(event(chosen, reason="BackOff", message="Back-off restarting failed container dev"))
+
+    texts = wait_for(lambda: len(fake_coder.texts(token)) == 2 and fake_coder.texts(token), what="chosen pod lines")
+    assert "BackOff" in texts[1]
+    assert fake_coder.texts(ignored) == []
