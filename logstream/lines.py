@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NewType, Protocol
 
@@ -34,7 +34,8 @@ class Level(str, enum.Enum):
 class LogLine:
     """One line for one agent's startup log. `text` is already cut to `MAX_LINE_CHARS`."""
 
-    token: AgentToken
+    # Kept out of repr so that a logged or printed line never shows the secret.
+    token: AgentToken = field(repr=False)
     level: Level
     text: str
     time: datetime

@@ -4,7 +4,7 @@
 both run on the event loop thread, so no lock is needed. The buffer guarantees:
 
 * Lines leave in the order they were appended.
-* It never holds more than `max_lines` lines. When full it drops the oldest line, and
+* It never contains more than `max_lines` lines. When full it drops the oldest line, and
   the next batch starts with one warning line that says how many lines were dropped at
   that place.
 * A batch stays within the line and byte caps. A single line always fits, because

@@ -178,8 +178,8 @@ class CoderClient:
     async def fetch_server_version(self) -> str:
         """Check that the URL is a Coder server and return its version (`v2.31.0+abc1234`).
 
-        Raises NotCoderServerError when the answer is not Coder's buildinfo,
-        CoderStatusError on a 5xx and CoderConnectionError when no answer arrives.
+        Raises NotCoderServerError when the response is not Coder's buildinfo,
+        CoderStatusError on a 5xx and CoderConnectionError when no response arrives.
         """
         response = await self._request("GET", BUILDINFO_PATH)
         if response.status_code != 200:
@@ -261,7 +261,7 @@ class CoderClient:
     async def _agent_route_error(
         self, response: httpx.Response, method: str, path: str, token: AgentToken
     ) -> CoderError:
-        """Translate a failed answer of an agent route into the error a sender acts on."""
+        """Translate an error response of an agent route into the error a sender acts on."""
         server_message, detail = _error_fields(response)
         if response.status_code == 404:
             return await self._route_not_found(method, path, server_message)

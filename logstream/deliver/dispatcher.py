@@ -2,8 +2,8 @@
 
     correlator --submit(line)--> Dispatcher --accept--> Sender (one task per token) --> Coder
 
-`submit()` and `release()` are synchronous and never block: they hand the line to the
-agent's sender and return. The dispatcher owns the token -> sender map. Senders remove
+`submit()` and `release()` are plain functions, not coroutines, so they cannot wait:
+they hand the line to the agent's sender and return. The dispatcher owns the token -> sender map. Senders remove
 their own entry when their task ends. No lock exists, and nothing the dispatcher holds
 is touched across a network call, so one agent's slow or failing requests never delay
 another agent's lines.
@@ -95,7 +95,7 @@ class Dispatcher:
         return self._failure
 
     def agent_state(self, token: AgentToken) -> AgentState | None:
-        """What the agent's sender does with new lines, or None if the agent is unknown."""
+        """Return the state of the agent's sender, or None if the agent has none."""
         sender = self._senders.get(token)
         return sender.state if sender is not None else None
 

@@ -22,7 +22,7 @@ class CoderConnectionError(CoderError):
 
 
 class CoderStatusError(CoderError):
-    """Coder answered with a status the route does not expect on success."""
+    """Coder responded with a status other than the route's success status."""
 
     def __init__(
         self,
@@ -51,4 +51,4 @@ class CoderRouteNotFound(CoderError):
 
 
 class NotCoderServerError(CoderError):
-    """The configured URL did not answer `GET /api/v2/buildinfo` the way Coder does."""
+    """The configured URL did not respond to `GET /api/v2/buildinfo` the way Coder does."""

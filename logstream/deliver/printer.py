@@ -36,4 +36,4 @@ class PrintSink:
         stream.flush()
 
     def release(self, token: AgentToken) -> None:
-        """Do nothing: the printer holds no per-agent state."""
+        """Do nothing, because the printer keeps no per-agent state."""

@@ -1,9 +1,9 @@
 """One agent's sender: the task that moves that agent's lines from its buffer to Coder.
 
 The dispatcher creates one `Sender` per agent token and runs `Sender.run()` as its own
-task; `accept()` and `release()` are the only ways other code reaches it. No state is
-shared with other senders except the read-only `sending_enabled` event, so a slow or
-failing agent never holds up another.
+task. Other code reaches a sender only through `accept()` and `release()`. Senders share
+no state except the `sending_enabled` event, which they only read, so a slow or failing
+agent never delays another.
 
 Guarantees:
 * Lines reach Coder in the order they were accepted. A batch is retried whole until it is
@@ -61,7 +61,7 @@ _MAX_BACKOFF_EXPONENT = 30
 
 
 class AgentState(enum.Enum):
-    """What a sender does with lines it accepts."""
+    """The way a sender treats the lines it accepts: send them, or drop them and why."""
 
     SENDING = "sending"
     # Coder rejected the token for the whole unauthorized window: lines are dropped.
@@ -125,7 +125,7 @@ class FinishedCallback(Protocol):
 
 
 class Sender:
-    """Owns one agent's buffer and delivers it; see the module docstring for the rules."""
+    """The owner of one agent's buffer, which it delivers by the rules in the module docstring."""
 
     def __init__(
         self,
@@ -164,7 +164,7 @@ class Sender:
 
     @property
     def state(self) -> AgentState:
-        """Whether lines are still sent, or dropped and why."""
+        """The sender's current treatment of new lines."""
         return self._state
 
     @property
@@ -396,7 +396,7 @@ class Sender:
             cause = DROP_UNAUTHORIZED
             reason = (
                 f"Coder still rejected the agent token after "
-                f"{self._options.unauthorized_window_seconds:g} s of 401 answers, so its "
+                f"{self._options.unauthorized_window_seconds:g} s of 401 responses, so its "
                 "workspace build is most likely stopped or deleted"
             )
         else:

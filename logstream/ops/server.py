@@ -5,8 +5,8 @@ state: the metrics registry it is given and a readiness callable. The caller own
 server and stops it; `stop()` is idempotent.
 
 * `/metrics`: the registry in the Prometheus text exposition format.
-* `/healthz`: 200 whenever the event loop runs handlers, which is all a liveness probe
-  needs to tell (a blocked loop cannot answer).
+* `/healthz`: 200 whenever the event loop runs handlers. That is all a liveness probe
+  needs to tell, because a blocked loop cannot respond.
 * `/readyz`: 200 once `ready()` returns True, else 503 with a one-line reason.
 """
 
@@ -71,7 +71,7 @@ class OpsServer:
         await self.stop()
 
     async def start(self) -> None:
-        """Bind the host and port and start answering. Raises OSError if the bind fails."""
+        """Bind the host and port and start serving. Raises OSError if the bind fails."""
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)

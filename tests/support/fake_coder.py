@@ -17,9 +17,10 @@ limits of Coder v2 (read from `coderd/workspaceagents.go` and the auth middlewar
 * `GET /api/v2/buildinfo` without auth.
 * 404 `{"message": "Route not found."}` for every other route, `startup-logs` included.
 
-Fault injection (`inject()`) answers matching requests with a status (429 with
-`Retry-After`, 5xx, 413), delays them, or closes the connection without a response,
-for every request, the first N, or one request in N. Faults apply before auth.
+Fault injection (`inject()`) responds to matching requests with a status (429 with
+`Retry-After`, 5xx, 413), delays them, or closes the connection without a response.
+A fault applies to every matching request, the first N, or one request in N, and it
+applies before auth.
 
 Everything is recorded: each request (method, path, status, token, arrival time) and,
 per token, each stored line in server insertion order.
@@ -103,7 +104,7 @@ class RecordedRequest:
 
 @dataclass(slots=True)
 class Fault:
-    """A rule that changes the answer to matching requests; see `FakeCoder.inject`."""
+    """A rule that changes the response to matching requests; see `FakeCoder.inject`."""
 
     status: int | None = None
     message: str = "injected fault"
@@ -156,8 +157,8 @@ class _Agent:
         return not self.held and time.monotonic() >= self.authorized_after
 
 
-class _Answer(Exception):
-    """Ends request handling with a JSON answer."""
+class _CoderResponse(Exception):
+    """Ends request handling with a JSON response."""
 
     def __init__(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
@@ -166,11 +167,11 @@ class _Answer(Exception):
         self.headers = headers or {}
 
 
-def _error(status: int, message: str, detail: str = "") -> _Answer:
+def _error(status: int, message: str, detail: str = "") -> _CoderResponse:
     body: dict[str, str] = {"message": message}
     if detail:
         body["detail"] = detail
-    return _Answer(status, body)
+    return _CoderResponse(status, body)
 
 
 def _json_response(status: int, body: object, headers: dict[str, str] | None = None) -> web.Response:
@@ -265,9 +266,9 @@ class FakeCoder:
     def inject(self, **options: Any) -> Fault:
         """Add a fault; the keyword arguments are the fields of `Fault`.
 
-        `status` answers with that status (and `retry_after` as the `Retry-After` header),
-        `delay_seconds` waits before answering, `drop_connection` closes the connection
-        without a response. `times` limits how many requests it applies to, `every=N`
+        `status` responds with that status (and `retry_after` as the `Retry-After`
+        header), `delay_seconds` waits before responding, `drop_connection` closes the
+        connection without a response. `times` limits how many requests it applies to, `every=N`
         applies it to every Nth matching request. `method`, `path` and `token` filter.
         """
         fault = Fault(**options)
@@ -320,12 +321,12 @@ class FakeCoder:
         token = _token_of(request)
         body = await request.read()
         try:
-            answer = await self._answer(request, token, body)
-            status: int | None = answer.status
-        except _Answer as raised:
-            answer, status = raised, raised.status
+            response = await self._respond(request, token, body)
+            status: int | None = response.status
+        except _CoderResponse as raised:
+            response, status = raised, raised.status
         except _DropConnection:
-            answer, status = None, None
+            response, status = None, None
         self.requests.append(
             RecordedRequest(
                 request.method,
@@ -337,30 +338,30 @@ class FakeCoder:
                 log_count=_log_count(body),
             )
         )
-        if answer is None:
+        if response is None:
             _drop_connection(request)
             return web.Response(status=204)
-        return _json_response(answer.status, answer.body, answer.headers)
+        return _json_response(response.status, response.body, response.headers)
 
-    async def _answer(self, request: web.Request, token: str | None, body: bytes) -> _Answer:
-        """Compute the answer; raises _DropConnection to close the connection instead."""
+    async def _respond(self, request: web.Request, token: str | None, body: bytes) -> _CoderResponse:
+        """Compute the response; raises _DropConnection to close the connection instead."""
         faulted = await self._apply_faults(request.method, request.path, token)
         if faulted is not None:
             return faulted
         route = (request.method, request.path)
         if route == ("GET", BUILDINFO_PATH):
-            return _Answer(200, self._buildinfo())
+            return _CoderResponse(200, self._buildinfo())
         if self.serve_log_routes and route == ("POST", LOG_SOURCE_PATH):
             return self._post_log_source(self._authenticate(token), _parse_json(body))
         if self.serve_log_routes and route == ("PATCH", LOGS_PATH):
             return self._patch_logs(self._authenticate(token), _parse_json(body))
-        # NOTE: Coder's router may answer 405 for a known path with another method; the
-        # fake answers 404 for both, which is all the controller relies on.
+        # NOTE: Coder's router may respond 405 to a known path with another method. The
+        # fake responds 404 to both, and the controller only relies on the 404.
         raise _error(404, MESSAGE_ROUTE_NOT_FOUND)
 
     async def _apply_faults(
         self, method: str, path: str, token: str | None
-    ) -> _Answer | None:
+    ) -> _CoderResponse | None:
         for fault in list(self._faults):
             if not fault.matches(method, path, token) or not fault.take():
                 continue
@@ -370,7 +371,7 @@ class FakeCoder:
                 raise _DropConnection()
             if fault.status is not None:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-                return _Answer(fault.status, {"message": fault.message}, headers)
+                return _CoderResponse(fault.status, {"message": fault.message}, headers)
         return None
 
     def _authenticate(self, token: str | None) -> _Agent:
@@ -399,7 +400,7 @@ class FakeCoder:
             "deployment_id": "00000000-0000-4000-8000-000000000000",
         }
 
-    def _post_log_source(self, agent: _Agent, body: object) -> _Answer:
+    def _post_log_source(self, agent: _Agent, body: object) -> _CoderResponse:
         if not isinstance(body, dict):
             raise _error(400, MESSAGE_BAD_JSON, "expected a JSON object")
         source_id = _uuid_field(body, "id")
@@ -418,9 +419,9 @@ class FakeCoder:
                 "icon": icon,
             },
         )
-        return _Answer(201, source)
+        return _CoderResponse(201, source)
 
-    def _patch_logs(self, agent: _Agent, body: object) -> _Answer:
+    def _patch_logs(self, agent: _Agent, body: object) -> _CoderResponse:
         if not isinstance(body, dict):
             raise _error(400, MESSAGE_BAD_JSON, "expected a JSON object")
         source_id = _uuid_field(body, "log_source_id")
@@ -443,7 +444,7 @@ class FakeCoder:
             agent.lines.append(
                 StoredLine(output[:MAX_OUTPUT_CHARS], level, created_at, source_id, self._insertions)
             )
-        return _Answer(200, None)
+        return _CoderResponse(200, None)
 
     # ---- control API for standalone use ------------------------------------------------
 
@@ -541,7 +542,7 @@ def _parse_entry(entry: object) -> tuple[str, str, str]:
         raise _error(400, MESSAGE_BAD_JSON, f"created_at: not RFC 3339: {created_at!r}") from None
     level = level or "info"
     if level not in VALID_LEVELS:
-        raise _error(400, MESSAGE_BAD_LEVEL, f"invalid log level: {level!r}")
+        raise _error(400, MESSAGE_BAD_LEVEL, f"invalid log level: {json.dumps(level)}")
     return created_at, output, level
 
 
@@ -563,7 +564,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--unauthorized-seconds",
         type=float,
         default=0.0,
-        help="answer 401 to the --agent tokens for this many seconds after start",
+        help="respond with 401 to the --agent tokens for this many seconds after start",
     )
     parser.add_argument("--version", default="v2.31.0+fake", help="version in buildinfo")
     return parser.parse_args(argv)

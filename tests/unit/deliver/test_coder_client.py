@@ -27,6 +27,7 @@ from logstream.deliver.coder import (
 )
 from logstream.deliver.errors import (
     CoderConnectionError,
+    CoderError,
     CoderRouteNotFound,
     CoderStatusError,
     NotCoderServerError,
@@ -327,3 +328,16 @@ async def test_http_proxy_variable_is_honoured(
         version = await client.fetch_server_version()
 
     assert version == coder.version
+
+
+def test_unreadable_ssl_cert_file_raises_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "missing.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(missing))
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+    with pytest.raises(CoderError, match="SSL_CERT_FILE") as raised:
+        CoderClient("https://127.0.0.1:1", timeout_seconds=1.0)
+
+    assert str(missing) in str(raised.value)

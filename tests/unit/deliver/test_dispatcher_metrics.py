@@ -26,7 +26,10 @@ async def test_metrics_after_run(
         dispatcher.submit(item)
     assert sample(registry, "coder_logstream_agents_active") == 2
     assert sample(registry, "coder_logstream_queue_depth") == 9
-    await wait_until(lambda: len(coder.lines(good)) == 7, what="seven stored lines")
+    # Waiting on the metric, not on the fake: the fake stores lines before responding.
+    await wait_until(
+        lambda: sample(registry, "coder_logstream_lines_sent_total") == 7, what="seven sent lines"
+    )
     await wait_until(
         lambda: sample(registry, "coder_logstream_lines_dropped_total", cause=DROP_REJECTED) == 2,
         what="two rejected lines",
@@ -42,7 +45,7 @@ async def test_metrics_after_run(
     assert requests("PATCH", "error") == 1
     assert sample(registry, "coder_logstream_request_duration_seconds_count", method="PATCH") == 4
     assert sample(registry, "coder_logstream_request_duration_seconds_count", method="POST") == 2
-    assert sample(registry, "coder_logstream_lines_sent_total") == 7
+    assert len(coder.lines(good)) == 7
     assert sample(registry, "coder_logstream_queue_depth") == 0
 
     dispatcher.release(good)

@@ -1,4 +1,4 @@
-"""Answers that must not be retried: 413 ends the agent, 400 drops one batch."""
+"""Responses that must not be retried: 413 ends the agent, 400 drops one batch."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ async def test_400_drops_only_that_batch_and_logs_body(
     assert dispatcher.agent_state(token) is AgentState.SENDING
 
 
-async def test_400_on_log_source_drops_batch_and_registers_later(
+async def test_400_on_log_source_drops_batch(
     coder: FakeCoder, make_dispatcher: DispatcherFactory, metrics: Metrics
 ) -> None:
     token = new_token()
