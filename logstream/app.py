@@ -2,11 +2,13 @@
 
     watchers --Change/Listed--> queue --> correlator --LogLine--> sink (dispatcher | printer)
 
-Startup order: connect to Kubernetes and check Coder, open the ops server, start the
-watchers of indexed kinds (pods, workloads, claims), and only once they have listed
-start the event watchers, so every event finds its object in the index. Shutdown order:
-stop the watchers, let the correlator finish what is queued, flush the sink within the
-shutdown timeout, close the clients.
+Startup order: connect to Kubernetes and check Coder; with leader election, read the
+delivery checkpoint and start the elector (the sink is then the leadership gate, see
+`logstream.ha`); open the ops server, start the watchers of indexed kinds (pods,
+workloads, claims), and only once they have listed start the event watchers, so every
+event finds its object in the index. Shutdown order: stop the watchers, let the
+correlator finish what is queued, flush the sink within the shutdown timeout; with
+leader election, record the delivery progress and release the Lease; close the clients.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
 
 from prometheus_client import (
@@ -25,12 +27,13 @@ from prometheus_client import (
 )
 
 from logstream.config import Settings
-from logstream.correlate.correlator import Correlator
+from logstream.correlate.correlator import Baseline, Correlator
 from logstream.deliver.coder import CoderClient
 from logstream.deliver.dispatcher import Dispatcher
 from logstream.deliver.errors import CoderConnectionError, CoderError, NotCoderServerError
 from logstream.deliver.printer import PrintSink
-from logstream.deliver.sender import DeliveryOptions
+from logstream.deliver.sender import DeliveredCallback, DeliveryOptions
+from logstream.ha.replica import HaOptions, HaSetupError, Replica
 from logstream.kube.api import KubeApi
 from logstream.kube.client import KubeConfigError, check_kubeconfig, connect
 from logstream.kube.resources import EVENTS, INDEXED, Resource
@@ -69,8 +72,26 @@ async def run(settings: Settings) -> int:
     async with AsyncExitStack() as stack:
         stack.push_async_callback(api_client.close)
         api = KubeApi(api_client, request_timeout_seconds=KUBE_REQUEST_TIMEOUT_SECONDS)
-        sink, failure = await _open_sink(settings, metrics, stack)
-        pipeline = Pipeline(settings=settings, api=api, sink=sink, metrics=metrics)
+        replica: Replica | None = None
+        baseline: Baseline | None = None
+        if settings.leader_elect:
+            replica = Replica(api, options=HaOptions.from_settings(settings), metrics=metrics)
+            try:
+                baseline = await replica.load_baseline()
+            except HaSetupError as exc:
+                raise ConfigurationProblem(str(exc)) from exc
+
+        sink, failure = await _open_sink(
+            settings, metrics, stack, on_delivered=replica.recorder.delivered if replica else None
+        )
+        failures = {"delivery": failure} if failure is not None else {}
+        if replica is not None:
+            assert isinstance(sink, Dispatcher)  # the settings forbid --dry-run with it
+            dispatcher, sink = sink, replica.gate(sink)
+            failures["leader election"] = replica.wait_until_failed()
+        elif not settings.dry_run:
+            metrics.is_leader.set(1)
+        pipeline = Pipeline(settings=settings, api=api, sink=sink, metrics=metrics, baseline=baseline)
 
         address = settings.metrics_host_port
         if address is not None:
@@ -80,21 +101,40 @@ async def run(settings: Settings) -> int:
             await server.start()
             stack.push_async_callback(server.stop)
 
-        return await pipeline.run(failure=failure)
+        try:
+            if replica is not None:
+                replica.start()
+            return await pipeline.run(failures=failures)
+        finally:
+            if replica is not None:
+                # Flush while still renewing the Lease, then record and release it.
+                await dispatcher.close()
+                await replica.finish()
     return 1  # unreachable; keeps type checkers content
 
 
 async def _open_sink(
-    settings: Settings, metrics: Metrics, stack: AsyncExitStack
+    settings: Settings,
+    metrics: Metrics,
+    stack: AsyncExitStack,
+    *,
+    on_delivered: DeliveredCallback | None = None,
 ) -> tuple[LineSink, Awaitable[None] | None]:
-    """The dry-run printer, or a dispatcher on a checked Coder client."""
+    """The dry-run printer, or a dispatcher on a checked Coder client.
+
+    With leader election the dispatcher starts paused: only the leader sends.
+    """
     if settings.dry_run:
         log.info("dry run: printing lines to stdout instead of sending them")
         return PrintSink(), None
 
-    client = CoderClient(
-        settings.coder_url, timeout_seconds=settings.request_timeout_seconds, metrics=metrics
-    )
+    try:
+        client = CoderClient(
+            settings.coder_url, timeout_seconds=settings.request_timeout_seconds, metrics=metrics
+        )
+    except CoderError as exc:
+        # An unreadable SSL_CERT_FILE or SSL_CERT_DIR is found here.
+        raise ConfigurationProblem(str(exc)) from exc
     stack.push_async_callback(client.aclose)
     try:
         version = await client.fetch_server_version()
@@ -105,7 +145,13 @@ async def _open_sink(
         # Coder may be restarting; the senders retry until it answers.
         log.warning("Coder did not answer yet; continuing", extra=fields(error=str(exc)))
 
-    dispatcher = Dispatcher(client, options=DeliveryOptions.from_settings(settings), metrics=metrics)
+    dispatcher = Dispatcher(
+        client,
+        options=DeliveryOptions.from_settings(settings),
+        metrics=metrics,
+        on_delivered=on_delivered,
+        sending_enabled=not settings.leader_elect,
+    )
     stack.push_async_callback(dispatcher.close)
     return dispatcher, dispatcher.wait_until_failed()
 
@@ -113,12 +159,22 @@ async def _open_sink(
 class Pipeline:
     """Watchers, the change queue and the correlator, with an ordered shutdown."""
 
-    def __init__(self, *, settings: Settings, api: KubeApi, sink: LineSink, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        api: KubeApi,
+        sink: LineSink,
+        metrics: Metrics,
+        baseline: Baseline | None = None,
+    ) -> None:
         self._settings = settings
         self._sink = sink
         self._metrics = metrics
         self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=QUEUE_MAX_CHANGES)
-        self.correlator = Correlator(sink=sink, secrets=SecretReader(api), metrics=metrics)
+        self.correlator = Correlator(
+            sink=sink, secrets=SecretReader(api), metrics=metrics, baseline=baseline
+        )
         namespaces: list[str | None] = list(settings.namespace_list) or [None]
         self.index_watchers = [self._watcher(api, r, ns) for ns in namespaces for r in INDEXED]
         self.event_watchers = [self._watcher(api, EVENTS, ns) for ns in namespaces]
@@ -143,7 +199,8 @@ class Pipeline:
         self._metrics.watchers_synced.set(synced)
         return synced == len(watchers)
 
-    async def run(self, *, failure: Awaitable[None] | None) -> int:
+    async def run(self, *, failures: Mapping[str, Awaitable[None]] | None = None) -> int:
+        """Run until a stop signal, or until a worker or one of the named `failures` ends."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -156,8 +213,10 @@ class Pipeline:
         ]
         workers.append(asyncio.create_task(self._start_event_watchers(), name="event watchers"))
         waiters = [asyncio.create_task(_wait(stop), name="stop signal")]
-        if failure is not None:
-            waiters.append(asyncio.create_task(_as_coroutine(failure), name="delivery"))
+        waiters += [
+            asyncio.create_task(_as_coroutine(failure), name=name)
+            for name, failure in (failures or {}).items()
+        ]
         log.info(
             "watching",
             extra=fields(
