@@ -2,13 +2,15 @@
 
     watchers --Change/Listed--> queue --> correlator --LogLine--> sink (dispatcher | printer)
 
-Startup order: connect to Kubernetes and check Coder; with leader election, read the
-delivery checkpoint and start the elector (the sink is then the leadership gate, see
-`logstream.ha`); open the ops server, start the watchers of indexed kinds (pods,
-workloads, claims), and only once they have listed start the event watchers, so every
-event finds its object in the index. Shutdown order: stop the watchers, let the
-correlator finish what is queued, flush the sink within the shutdown timeout; with
-leader election, record the delivery progress and release the Lease; close the clients.
+Startup order: connect to Kubernetes and check Coder. With leader election, read the
+delivery checkpoint; the sink is then the leadership gate of `logstream.ha`. Open the ops
+server and start the elector, then the watchers of indexed kinds (pods, workloads,
+claims). Only once they have listed start the event watchers, so every event finds its
+object in the index.
+
+Shutdown order: stop the watchers, let the correlator finish what is queued, and flush
+the sink within the shutdown timeout. With leader election, then record the delivery
+progress and release the Lease. Close the clients last.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ async def _open_sink(
     *,
     on_delivered: DeliveredCallback | None = None,
 ) -> tuple[LineSink, Awaitable[None] | None]:
-    """The dry-run printer, or a dispatcher on a checked Coder client.
+    """Open the dry-run printer, or a dispatcher on a checked Coder client.
 
     With leader election the dispatcher starts paused: only the leader sends.
     """

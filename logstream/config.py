@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import socket
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -25,6 +27,9 @@ _LABEL_REQUIREMENT = re.compile(
     rf"^\s*(?:!\s*{_KEY}|{_KEY}\s*(?:(?:==?|!=)\s*{_VALUE}"
     rf"|\s+(?:in|notin)\s*\(\s*{_VALUE}(?:\s*,\s*{_VALUE})*\s*\))?)\s*$"
 )
+# File with the pod's own namespace: the default lease namespace when POD_NAMESPACE is unset.
+SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
 # One requirement of a field selector: `path=v`, `path==v` or `path!=v`.
 _FIELD_REQUIREMENT = re.compile(r"^\s*[A-Za-z][A-Za-z0-9_.]*\s*(?:==?|!=)\s*[^,=!]*\s*$")
 
@@ -134,6 +139,48 @@ class Settings(BaseSettings):
         validation_alias="CODER_LOGSTREAM_LIST_PAGE_SIZE",
     )
 
+    # Leader election and the delivery checkpoint (docs/ha.md). Off by default: one
+    # replica without a Lease behaves like the Go implementation.
+    leader_elect: bool = Field(False, validation_alias="CODER_LOGSTREAM_LEADER_ELECT")
+    leader_election_lease_name: str = Field(
+        "logstream-kube", min_length=1,
+        validation_alias="CODER_LOGSTREAM_LEADER_ELECTION_LEASE_NAME",
+    )
+    leader_election_namespace: str = Field(
+        "", validation_alias="CODER_LOGSTREAM_LEADER_ELECTION_NAMESPACE"
+    )
+    leader_election_identity: str = Field(
+        "", validation_alias="CODER_LOGSTREAM_LEADER_ELECTION_IDENTITY"
+    )
+    leader_election_lease_duration_seconds: int = Field(
+        15, ge=1, le=3600,
+        validation_alias="CODER_LOGSTREAM_LEADER_ELECTION_LEASE_DURATION_SECONDS",
+    )
+    leader_election_renew_deadline_seconds: float = Field(
+        10, gt=0,
+        validation_alias="CODER_LOGSTREAM_LEADER_ELECTION_RENEW_DEADLINE_SECONDS",
+    )
+    leader_election_retry_period_seconds: float = Field(
+        2, gt=0,
+        validation_alias="CODER_LOGSTREAM_LEADER_ELECTION_RETRY_PERIOD_SECONDS",
+    )
+    checkpoint_interval_seconds: float = Field(
+        2, gt=0, le=300,
+        validation_alias="CODER_LOGSTREAM_CHECKPOINT_INTERVAL_SECONDS",
+    )
+    # A ConfigMap stores at most 1 MiB. The checkpoint evicts its oldest entries to stay
+    # under this size.
+    checkpoint_max_bytes: int = Field(
+        256 * 1024, ge=4096, le=768 * 1024,
+        validation_alias="CODER_LOGSTREAM_CHECKPOINT_MAX_BYTES",
+    )
+    # How long the record of an event (since its last delivered line) and of a deleted
+    # object is kept. Must exceed the API server's --event-ttl (1 h by default).
+    checkpoint_retention_seconds: float = Field(
+        7200, gt=0,
+        validation_alias="CODER_LOGSTREAM_CHECKPOINT_RETENTION_SECONDS",
+    )
+
     @field_validator("coder_url")
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
@@ -187,6 +234,35 @@ class Settings(BaseSettings):
         by_alias: dict[str, Any] = {str(cls.model_fields[name].validation_alias): value for name, value in flags.items()}
         return cls(**by_alias)
 
+    @model_validator(mode="after")
+    def _leader_election_is_consistent(self) -> Settings:
+        if not self.leader_elect:
+            return self
+        if self.dry_run:
+            raise ValueError(
+                "--leader-elect: cannot be combined with --dry-run; a dry run prints every "
+                "line itself and has nothing to hand over"
+            )
+        lease = self.leader_election_lease_duration_seconds
+        renew = self.leader_election_renew_deadline_seconds
+        retry = self.leader_election_retry_period_seconds
+        if not renew < lease:
+            raise ValueError(
+                f"--leader-election-renew-deadline-seconds: {renew:g} is not below the lease "
+                f"duration {lease}; a leader must stop sending before its lease can be taken "
+                "over (for example 10 and 15)"
+            )
+        if not retry < renew:
+            raise ValueError(
+                f"--leader-election-retry-period-seconds: {retry:g} is not below the renew "
+                f"deadline {renew:g}; a leader needs several tries per deadline (for example 2 and 10)"
+            )
+        if not self.leader_election_namespace.strip():
+            self.leader_election_namespace = _own_namespace()
+        if not self.leader_election_identity.strip():
+            self.leader_election_identity = _own_identity()
+        return self
+
     @property
     def namespace_list(self) -> list[str]:
         """Namespaces to watch; an empty list means the whole cluster."""
@@ -205,3 +281,29 @@ class Settings(BaseSettings):
             return None
         host, _, port = self.metrics_addr.rpartition(":")
         return (host.strip("[]") or "0.0.0.0", int(port))
+
+
+def _own_namespace() -> str:
+    """Return the namespace of the controller's own pod: POD_NAMESPACE, else the service account's."""
+    from_env = os.environ.get("POD_NAMESPACE", "").strip()
+    if from_env:
+        return from_env
+    try:
+        from_file = SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip()
+    except OSError:
+        from_file = ""
+    if from_file:
+        return from_file
+    raise ValueError(
+        "--leader-election-namespace: not set, POD_NAMESPACE is not set and "
+        f"{str(SERVICE_ACCOUNT_NAMESPACE_FILE)!r} cannot be read; pass the namespace that "
+        "holds the Lease (for example --leader-election-namespace coder)"
+    )
+
+
+def _own_identity() -> str:
+    """Return POD_NAME when set (unique per replica), else the host name with a random suffix."""
+    from_env = os.environ.get("POD_NAME", "").strip()
+    if from_env:
+        return from_env
+    return f"{socket.gethostname()}-{secrets.token_hex(3)}"

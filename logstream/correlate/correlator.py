@@ -8,7 +8,9 @@ the lines for a token leave in the order the changes arrived. It emits through a
 Startup rule: changes from a watcher's first list (`Change.initial`) index objects and
 record what they already show (event occurrences, container states) without emitting;
 only what happens after that becomes a line. Later lists are diffed against this memory,
-so a relist or reconnect never repeats a line.
+so a relist or reconnect never repeats a line. A `Baseline` (leader election with a
+delivery checkpoint, see `logstream.ha`) refines the rule: it names the signals of a first
+list that were never delivered, and those become lines too.
 
 A bad object is logged with what identifies it and skipped; it never stops the task.
 """
@@ -52,6 +54,33 @@ class SecretLookup(Protocol):
     async def read_key(self, namespace: str, name: str, key: str) -> str | None: ...
 
 
+class Baseline(Protocol):
+    """Record of the lines delivered before this process started, for first-list changes.
+
+    Both methods are called from the correlator's task and return at once.
+    """
+
+    def owed(self, signal: str, *, object_uid: Uid, object_created: datetime | None = None) -> bool:
+        """Tell whether the line for `signal`, found in a first list, was never delivered.
+
+        `object_created` is given with the `created/<uid>` signal, which is asked first
+        for every object of a first list.
+        """
+
+    def forget(self, object_uid: Uid) -> None:
+        """Mark the object as gone, so its record may be pruned."""
+
+
+class NoBaseline:
+    """The plain startup rule: nothing found in a first list is owed."""
+
+    def owed(self, signal: str, *, object_uid: Uid, object_created: datetime | None = None) -> bool:
+        return False
+
+    def forget(self, object_uid: Uid) -> None:
+        pass
+
+
 class Correlator:
     """Reads `Message`s, keeps the index, submits `LogLine`s."""
 
@@ -62,8 +91,10 @@ class Correlator:
         secrets: SecretLookup,
         metrics: Metrics,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        baseline: Baseline | None = None,
     ) -> None:
         self._sink = sink
+        self._baseline: Baseline = baseline if baseline is not None else NoBaseline()
         self._secrets = secrets
         self._metrics = metrics
         self._clock = clock
@@ -118,10 +149,11 @@ class Correlator:
                 return
         if entry.status is not None:
             signals = entry.status.observe(change.obj.get("status"))
-            if not change.initial:
-                for signal in signals:
+            for signal in signals:
+                signal_id = f"status/{uid}/{signal.key}"
+                if not change.initial or self._baseline.owed(signal_id, object_uid=entry.uid):
                     when = parse_time(signal.time_text) or self._clock()
-                    self._emit(entry, signal.level, signal.text, when, f"status/{uid}/{signal.key}")
+                    self._emit(entry, signal.level, signal.text, when, signal_id)
 
     async def _start_tracking(self, change: Change, meta: dict[str, Any]) -> Tracked | None:
         kind = change.resource.kind
@@ -157,10 +189,13 @@ class Correlator:
             ),
         )
 
-        if not change.initial:
-            created = parse_time(meta.get("creationTimestamp")) or self._clock()
+        created_at = parse_time(meta.get("creationTimestamp"))
+        signal = f"created/{entry.uid}"
+        if not change.initial or self._baseline.owed(
+            signal, object_uid=entry.uid, object_created=created_at
+        ):
             text = f"Pod {name} created" if is_pod else f"{kind} {name} is creating a pod for this workspace"
-            self._emit(entry, Level.INFO, text, created, f"created/{entry.uid}")
+            self._emit(entry, Level.INFO, text, created_at or self._clock(), signal)
         self._replay_pending(entry.uid)
         return entry
 
@@ -229,6 +264,7 @@ class Correlator:
         entry = self.index.get(uid)
         if entry is None:
             return
+        self._baseline.forget(entry.uid)
         if announce and entry.kind == PODS.kind:
             self._emit(entry, Level.INFO, f"Pod {entry.name} deleted", self._clock(), f"deleted/{uid}")
         _, released = self.index.remove(uid)
@@ -294,8 +330,8 @@ class Correlator:
             if before is not None and (before == seen or before[0] > event.occurrences):
                 continue
             target.events[event.uid] = seen
-            if not initial:
-                signal = f"event/{event.uid}/{event.occurrences}"
+            signal = f"event/{event.uid}/{event.occurrences}"
+            if not initial or self._baseline.owed(signal, object_uid=target.uid):
                 self._emit(target, event.level, event.render(), event.time, signal)
 
     def _drop_event_memory(self, obj: dict[str, Any]) -> None:

@@ -18,6 +18,11 @@ DROP_REJECTED = "rejected"  # Coder answered 400 for the batch
 DROP_BUFFER_FULL = "buffer_full"  # the agent's bounded queue overflowed
 DROP_SHUTDOWN = "shutdown"  # still queued when the shutdown deadline passed
 
+# Results of a checkpoint write, the only values of its `result` label.
+CHECKPOINT_WRITTEN = "written"
+CHECKPOINT_CONFLICT = "conflict"  # 409: another replica wrote first; merged and retried
+CHECKPOINT_FAILED = "failed"  # any other error; retried at the next interval
+
 
 class Metrics:
     """All metrics the controller exports, created on one registry."""
@@ -72,4 +77,36 @@ class Metrics:
         )
         self.is_leader = Gauge(
             f"{PREFIX}_is_leader", "1 when this replica sends to Coder.", registry=r
+        )
+        self.leader_transitions = Counter(
+            f"{PREFIX}_leader_transitions",
+            "Times this replica became the leader.",
+            registry=r,
+        )
+        self.checkpoint_writes = Counter(
+            f"{PREFIX}_checkpoint_writes",
+            "Writes of the delivery checkpoint, by result.",
+            ["result"],
+            registry=r,
+        )
+        self.checkpoint_bytes = Gauge(
+            f"{PREFIX}_checkpoint_bytes",
+            "Size of the delivery checkpoint last written or read.",
+            registry=r,
+        )
+        self.held_lines = Gauge(
+            f"{PREFIX}_held_lines",
+            "Lines a follower holds in case it takes over, all agents together.",
+            registry=r,
+        )
+        self.held_lines_evicted = Counter(
+            f"{PREFIX}_held_lines_evicted",
+            "Held lines pushed out by the per-agent bound before the checkpoint covered them.",
+            registry=r,
+        )
+        self.takeover_lines = Counter(
+            f"{PREFIX}_takeover_lines",
+            "Held lines at a takeover: covered by the checkpoint (dropped) or sent.",
+            ["outcome"],
+            registry=r,
         )

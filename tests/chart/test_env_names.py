@@ -15,13 +15,6 @@ import pytest
 from logstream.config import Settings
 from tests.chart.helm import CASES, CHART, Helm, container_env
 
-# Settings added by another change at the same time as this chart; exempt while absent.
-# TODO: drop this set once the leader-election settings are in logstream/config.py on main.
-PENDING = {
-    "CODER_LOGSTREAM_LEADER_ELECT",
-    "CODER_LOGSTREAM_LEADER_ELECTION_LEASE_NAME",
-    "CODER_LOGSTREAM_LEADER_ELECTION_NAMESPACE",
-}
 # Variables read by the libraries or the platform rather than by Settings.
 NOT_SETTINGS = {"SSL_CERT_FILE", "SSL_CERT_DIR", "POD_NAME", "POD_NAMESPACE"}
 # Names the product owns: a name of this form must be a setting.
@@ -38,9 +31,7 @@ def product_env_names() -> set[str]:
 
 
 def unknown(names: set[str]) -> set[str]:
-    known = product_env_names()
-    pending = PENDING - known
-    return {name for name in names if PRODUCT_NAME.match(name)} - known - pending
+    return {name for name in names if PRODUCT_NAME.match(name)} - product_env_names()
 
 
 def test_template_env_names_are_settings() -> None:
@@ -51,7 +42,7 @@ def test_template_env_names_are_settings() -> None:
     }
     assert {"CODER_URL", "CODER_NAMESPACES", "CODER_LOGSTREAM_METRICS_ADDR"} <= names
     assert unknown(names) == set()
-    assert names - NOT_SETTINGS - product_env_names() - PENDING == set()
+    assert names - NOT_SETTINGS - product_env_names() == set()
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -71,9 +62,6 @@ def test_rendered_env_values_pass_settings(
     }
     literal["POD_NAME"] = "logstream-kube-0"
     literal["POD_NAMESPACE"] = "coder"
-    for name in list(literal):
-        if name in PENDING - product_env_names():
-            del literal[name]
     for name, value in literal.items():
         monkeypatch.setenv(name, value)
     settings = Settings()

@@ -7,7 +7,6 @@ The autouse fixture fails a test that leaves a task running.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -21,6 +20,7 @@ from logstream.deliver.dispatcher import DeliveryOptions, Dispatcher
 from logstream.lines import AgentToken
 from logstream.ops.metrics import Metrics
 from tests.support.fake_coder import FakeCoder
+from tests.support.tasks import no_task_left_running  # noqa: F401 (autouse fixture)
 
 FAST_OPTIONS = DeliveryOptions(
     batch_window_seconds=0.02,
@@ -38,17 +38,6 @@ DispatcherFactory = Callable[..., Dispatcher]
 def new_token() -> AgentToken:
     """A fresh agent token; Coder tokens are UUIDs."""
     return AgentToken(str(uuid.uuid4()))
-
-
-@pytest.fixture(autouse=True)
-async def no_task_left_running() -> AsyncIterator[None]:
-    yield
-    # Let finished tasks run their last callbacks before looking.
-    for _ in range(5):
-        await asyncio.sleep(0)
-    current = asyncio.current_task()
-    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
-    assert not left, f"tasks still running after the test: {left}"
 
 
 @pytest.fixture
