@@ -33,7 +33,13 @@ REQUIRED_ON_DASHBOARD = {
     "coder_logstream_queue_depth",
     "coder_logstream_watch_restarts_total",
 }
-ALERTS = {"LogstreamKubeDeliveryFailing", "LogstreamKubeLinesDropped", "LogstreamKubeWatchRestarting"}
+ALERTS = {
+    "LogstreamKubeDeliveryFailing",
+    "LogstreamKubeLinesDropped",
+    "LogstreamKubeWatchRestarting",
+    "LogstreamKubeNotOneLeader",
+    "LogstreamKubeCheckpointFailing",
+}
 
 
 def touch_every_labelled_metric(metrics: Metrics) -> None:
