@@ -37,7 +37,7 @@ from logstream.deliver.printer import PrintSink
 from logstream.deliver.sender import DeliveredCallback, DeliveryOptions
 from logstream.ha.replica import HaOptions, HaSetupError, Replica
 from logstream.kube.api import KubeApi
-from logstream.kube.client import KubeConfigError, check_kubeconfig, connect
+from logstream.kube.client import KubeConfigError, connect, readable_kubeconfigs
 from logstream.kube.resources import EVENTS, INDEXED, Resource
 from logstream.kube.secrets import SecretReader
 from logstream.kube.watcher import Message, Watcher
@@ -66,8 +66,8 @@ async def run(settings: Settings) -> int:
         metrics.registry.register(collector)
 
     try:
-        check_kubeconfig(settings.kubeconfig_path)
-        api_client = await connect(settings.kubeconfig_path)
+        kubeconfigs = readable_kubeconfigs(settings.kubeconfig_paths)
+        api_client = await connect(kubeconfigs)
     except KubeConfigError as exc:
         raise ConfigurationProblem(str(exc)) from exc
 
@@ -197,9 +197,7 @@ class Pipeline:
     def ready(self) -> bool:
         """True once every watcher, events included, has finished its first list."""
         watchers = self.index_watchers + self.event_watchers
-        synced = sum(1 for w in watchers if w.synced.is_set())
-        self._metrics.watchers_synced.set(synced)
-        return synced == len(watchers)
+        return all(w.synced.is_set() for w in watchers)
 
     async def run(self, *, failures: Mapping[str, Awaitable[None]] | None = None) -> int:
         """Run until a stop signal, or until a worker or one of the named `failures` ends."""
@@ -236,7 +234,9 @@ class Pipeline:
 
     async def _start_event_watchers(self) -> None:
         await asyncio.gather(*(w.synced.wait() for w in self.index_watchers))
-        log.info("indexed workspace objects", extra=fields(objects=len(self.correlator.index)))
+        # The correlator may still be indexing what was listed; the event watchers' changes
+        # queue up behind it, so every event still finds its object.
+        log.info("pods, workloads and claims listed; starting the event watchers")
         async with asyncio.TaskGroup() as group:
             for watcher in self.event_watchers:
                 group.create_task(watcher.run(), name=f"watch events {watcher.scope}")

@@ -38,6 +38,10 @@ class ConfigError(ValueError):
     """A setting has a value the controller cannot use. The message names the option."""
 
 
+# A namespace name is an RFC 1123 label.
+_NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 def _split_top_level(selector: str) -> list[str]:
     """Split a selector on commas that are not inside `in (...)` lists."""
     parts, depth, start = [], 0, 0
@@ -195,6 +199,17 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces_are_names(cls, value: str) -> str:
+        for name in (part.strip() for part in value.split(",")):
+            if name and not _NAMESPACE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"--namespaces: {name!r} is not a namespace name (lowercase letters, "
+                    "digits and '-', at most 63); expected a comma-separated list such as 'coder,team-1'"
+                )
+        return value
+
     @field_validator("label_selector")
     @classmethod
     def _label_selector_parses(cls, value: str) -> str:
@@ -269,10 +284,16 @@ class Settings(BaseSettings):
         return [ns.strip() for ns in self.namespaces.split(",") if ns.strip()]
 
     @property
-    def kubeconfig_path(self) -> Path | None:
-        """The first kubeconfig file named, with `~` expanded, or None."""
-        first = self.kubeconfig.split(os.pathsep)[0].strip()
-        return Path(first).expanduser() if first else None
+    def kubeconfig_paths(self) -> list[Path]:
+        """The kubeconfig files named, in order, with `~` expanded; empty when none is.
+
+        Like kubectl, `KUBECONFIG` may list several files separated by `os.pathsep`.
+        """
+        return [
+            Path(entry.strip()).expanduser()
+            for entry in self.kubeconfig.split(os.pathsep)
+            if entry.strip()
+        ]
 
     @property
     def metrics_host_port(self) -> tuple[str, int] | None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
+
+import yaml
 
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import ApiClient, Configuration
@@ -30,21 +33,40 @@ def in_cluster() -> bool:
     return bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
-def check_kubeconfig(path: Path | None) -> None:
-    """Fail early, before any task starts, when a named kubeconfig cannot be read."""
-    if path is None or in_cluster():
-        return
-    try:
-        path.read_bytes()
-    except OSError as exc:
+def readable_kubeconfigs(paths: Sequence[Path]) -> list[Path]:
+    """Return the named kubeconfig files that can be read, as kubectl skips missing ones.
+
+    Raises `KubeConfigError` when files were named and none of them can be read.
+    """
+    if not paths or in_cluster():
+        return list(paths)
+
+    readable: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            problems.append(f"{str(path)!r} ({exc.strerror})")
+            continue
+        readable.append(path)
+    if not readable:
         raise KubeConfigError(
-            f"--kubeconfig: cannot read {str(path)!r} ({exc.strerror}); "
+            f"--kubeconfig: cannot read {', '.join(problems)}; "
             "pass a readable kubeconfig file with -k or KUBECONFIG"
-        ) from exc
+        )
+    return readable
 
 
-async def connect(kubeconfig: Path | None) -> ApiClient:
-    """An authenticated client for whichever configuration works first."""
+async def connect(kubeconfig: Path | Sequence[Path] | None) -> ApiClient:
+    """Return an authenticated client for whichever configuration works first.
+
+    Several kubeconfig files are merged by kubernetes_asyncio: a cluster, context or
+    user named in more than one file comes from the first.
+
+    NOTE: `current-context` comes from the last file that sets it, while kubectl takes
+    it from the first.
+    """
     configuration = Configuration()
     tried: list[str] = []
 
@@ -56,26 +78,41 @@ async def connect(kubeconfig: Path | None) -> ApiClient:
         except ConfigException as exc:
             tried.append(f"in-cluster ({exc})")
 
-    for path in _candidates(kubeconfig):
+    paths = _candidates(kubeconfig)
+    if not paths:
+        tried.append(f"{DEFAULT_KUBECONFIG} (not found)")
+    else:
+        joined = os.pathsep.join(str(path) for path in paths)
         try:
-            await kube_config.load_kube_config(
-                config_file=str(path), client_configuration=configuration
-            )
-        except (ConfigException, OSError, ValueError) as exc:
-            tried.append(f"{path} ({exc})")
-            continue
-        log.info("using kubeconfig", extra=fields(path=str(path), server=configuration.host))
-        return ApiClient(configuration)
+            await kube_config.load_kube_config(config_file=joined, client_configuration=configuration)
+        except (ConfigException, OSError, ValueError, TypeError, AttributeError, yaml.YAMLError) as exc:
+            # A file that is not a kubeconfig surfaces as whatever its parser hit first.
+            problem = f"{joined} is not a usable kubeconfig ({_one_line(exc)})"
+            if kubeconfig and not tried:
+                raise KubeConfigError(
+                    f"--kubeconfig: {problem}; pass a valid kubeconfig file with -k or KUBECONFIG"
+                ) from exc
+            tried.append(problem)
+        else:
+            log.info("using kubeconfig", extra=fields(path=joined, server=configuration.host))
+            return ApiClient(configuration)
 
     raise KubeConfigError(
         "no Kubernetes configuration works; tried: "
-        + "; ".join(tried or ["nothing"])
-        + ". Run inside a cluster, or pass a kubeconfig with -k or KUBECONFIG"
+        + "; ".join(tried)
+        + ". Run inside a cluster, or pass a valid kubeconfig with -k or KUBECONFIG"
     )
 
 
-def _candidates(kubeconfig: Path | None) -> list[Path]:
-    if kubeconfig is not None:
+def _candidates(kubeconfig: Path | Sequence[Path] | None) -> list[Path]:
+    if isinstance(kubeconfig, Path):
         return [kubeconfig.expanduser()]
+    if kubeconfig:
+        return [path.expanduser() for path in kubeconfig]
     default = DEFAULT_KUBECONFIG.expanduser()
     return [default] if default.exists() else []
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

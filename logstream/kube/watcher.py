@@ -94,6 +94,11 @@ class Watcher:
         self.synced = asyncio.Event()
         self._resource_version = ""
         self._saw_frame = False
+        # Looking a labelled counter up costs more than counting; do it once per type.
+        self._change_counters = {
+            kind: metrics.kube_changes.labels(resource=resource.plural, type=kind)
+            for kind in ("ADDED", "MODIFIED", "DELETED")
+        }
 
     @property
     def resource(self) -> Resource:
@@ -112,7 +117,9 @@ class Watcher:
                 if not self._resource_version:
                     await self._list(initial=initial)
                     initial = False
-                    self.synced.set()
+                    if not self.synced.is_set():
+                        self.synced.set()
+                        self._metrics.watchers_synced.inc()
                 await self._watch()
                 # The server ended the watch after WATCH_SECONDS: resume where it stopped.
                 failures = 0
@@ -219,9 +226,7 @@ class Watcher:
             await self._put(Change(self._resource, kind, obj))
 
     async def _put(self, change: Change) -> None:
-        self._metrics.kube_changes.labels(
-            resource=self._resource.plural, type=change.type
-        ).inc()
+        self._change_counters[change.type].inc()
         await self._queue.put(change)
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import uuid
 
+import httpx
 import pytest
 
 from tests.integration.harness import wait_for
@@ -47,3 +48,16 @@ def test_silent_connection_is_dropped_and_the_watch_resumes(cluster, namespace, 
 
     wait_for(lambda: fake_coder.texts(token)[-1:] == ["Normal Pulled Pod/ws-silent: after the pause"], what="line after pause")
     assert "watch failed" in controller.log_text()
+
+
+def test_synced_watchers_are_counted_without_a_readiness_probe(namespace, start_controller):
+    # Pods, ReplicaSets, StatefulSets, Jobs, claims and events in one namespace.
+    controller = start_controller("-n", namespace, wait_ready=False)
+
+    def synced() -> float:
+        try:
+            return controller.metric("coder_logstream_watchers_synced")
+        except httpx.TransportError:
+            return -1.0  # the metrics server is not listening yet
+
+    wait_for(lambda: synced() == 6, what="six synced watchers")
