@@ -46,12 +46,19 @@ log = logging.getLogger("logstream.correlate")
 # are separate streams, so a pod's first event can arrive before the pod itself.
 PENDING_MAX_EVENTS = 2000
 PENDING_MAX_AGE_SECONDS = 30.0
+# Objects that name an agent token whose Secret could not be read, by uid, with their
+# latest change. An event for one of them retries the Secret, so a workspace whose
+# Secret appears after its pod is tracked as soon as Kubernetes reports on the pod.
+UNRESOLVED_MAX_OBJECTS = 2000
 
 _WORKLOAD_KINDS = {resource.kind for resource in WORKLOADS}
 
 
 class SecretLookup(Protocol):
     async def read_key(self, namespace: str, name: str, key: str) -> str | None: ...
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop what is cached for the Secret, so that the next read fetches it."""
 
 
 class Baseline(Protocol):
@@ -100,6 +107,7 @@ class Correlator:
         self._clock = clock
         self.index = WorkspaceIndex()
         self._pending: OrderedDict[str, tuple[float, Change]] = OrderedDict()
+        self._unresolved: OrderedDict[str, Change] = OrderedDict()
         self._forbidden_warned: set[str] = set()
 
     async def run(self, queue: asyncio.Queue[Message]) -> None:
@@ -114,6 +122,7 @@ class Correlator:
             if isinstance(message, Listed):
                 self._on_listed(message)
             elif message.resource is EVENTS:
+                await self._retry_unresolved_target(message)
                 self._on_event(message)
             elif message.resource is PVCS:
                 self._on_claim(message)
@@ -132,19 +141,20 @@ class Correlator:
 
     # Pods and workload objects -------------------------------------------------------
 
-    async def _on_workload(self, change: Change) -> None:
+    async def _on_workload(self, change: Change, *, refresh: bool = False) -> None:
         meta = change.obj.get("metadata")
         if not isinstance(meta, dict) or not isinstance(meta.get("uid"), str):
             raise BadObject("object without metadata.uid")
         uid = meta["uid"]
 
         if change.type == "DELETED":
+            self._unresolved.pop(uid, None)
             self._forget(uid, announce=True)
             return
 
         entry = self.index.get(uid)
         if entry is None:
-            entry = await self._start_tracking(change, meta)
+            entry = await self._start_tracking(change, meta, refresh=refresh)
             if entry is None:
                 return
         if entry.status is not None:
@@ -155,18 +165,28 @@ class Correlator:
                     when = parse_time(signal.time_text) or self._clock()
                     self._emit(entry, signal.level, signal.text, when, signal_id)
 
-    async def _start_tracking(self, change: Change, meta: dict[str, Any]) -> Tracked | None:
+    async def _start_tracking(
+        self, change: Change, meta: dict[str, Any], *, refresh: bool = False
+    ) -> Tracked | None:
         kind = change.resource.kind
         is_pod = change.resource is PODS
         spec, annotations = _pod_spec_of(change.obj, is_pod)
         namespace = str(meta.get("namespace") or "")
         name = str(meta.get("name") or "")
 
-        tokens = await self._resolve(token_sources(spec, annotations), namespace, kind, name, meta)
+        sources = token_sources(spec, annotations)
+        if refresh:
+            for source in sources:
+                if isinstance(source, SecretKeyToken):
+                    self._secrets.forget(namespace, source.secret)
+        tokens = await self._resolve(sources, namespace, kind, name, meta)
         if not tokens and is_pod:
             tokens = self._owner_tokens(meta)
         if not tokens:
+            if sources:
+                self._remember_unresolved(meta["uid"], change)
             return None
+        self._unresolved.pop(meta["uid"], None)
 
         entry = Tracked(
             uid=Uid(meta["uid"]),
@@ -198,6 +218,22 @@ class Correlator:
             self._emit(entry, Level.INFO, text, created_at or self._clock(), signal)
         self._replay_pending(entry.uid)
         return entry
+
+    def _remember_unresolved(self, uid: str, change: Change) -> None:
+        self._unresolved.pop(uid, None)
+        self._unresolved[uid] = change
+        while len(self._unresolved) > UNRESOLVED_MAX_OBJECTS:
+            self._unresolved.popitem(last=False)
+
+    async def _retry_unresolved_target(self, change: Change) -> None:
+        """Read the token Secret again for the untracked object an event is about."""
+        target = change.obj.get("involvedObject")
+        uid = target.get("uid") if isinstance(target, dict) else None
+        if change.type == "DELETED" or not isinstance(uid, str):
+            return
+        latest = self._unresolved.get(uid)
+        if latest is not None and self.index.get(uid) is None:
+            await self._on_workload(latest, refresh=True)
 
     def _owner_tokens(self, meta: dict[str, Any]) -> tuple[AgentToken, ...]:
         """A pod whose token cannot be read itself routes to its tracked owner's tokens."""

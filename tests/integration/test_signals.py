@@ -200,3 +200,18 @@ def test_label_selector_limits_workloads_but_not_events(namespace, objects, fake
     texts = wait_for(lambda: len(fake_coder.texts(token)) == 2 and fake_coder.texts(token), what="chosen pod lines")
     assert "BackOff" in texts[1]
     assert fake_coder.texts(ignored) == []
+
+
+def test_token_secret_created_after_its_pod(namespace, objects, fake_coder, start_controller):
+    token = new_token(fake_coder)
+    controller = start_controller("-n", namespace)
+    env = [{"name": "CODER_AGENT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "agent-late", "key": "token"}}}]
+    p = objects.create(pod("ws-late", namespace=namespace, containers=[container(env=env)]))
+    wait_for(lambda: "agent token secret not found yet" in controller.log_text(), what="the missing secret noticed")
+
+    objects.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "agent-late", "namespace": namespace},
+                    "stringData": {"token": token}})
+    objects.create(event(p, type="Normal", reason="Scheduled", message="Successfully assigned to node-a"))
+
+    wait_for(lambda: fake_coder.texts(token) == ["Pod ws-late created", "Normal Scheduled Pod/ws-late: Successfully assigned to node-a"],
+             what="the created line and the event")

@@ -35,11 +35,15 @@ class SecretStore:
 
     data: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     forbidden: set[tuple[str, str]] = field(default_factory=set)
+    forgotten: list[tuple[str, str]] = field(default_factory=list)
 
     async def read_key(self, namespace: str, name: str, key: str) -> str | None:
         if (namespace, name) in self.forbidden:
             raise PermissionError(f"secret {namespace}/{name}")
         return self.data.get((namespace, name), {}).get(key)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.forgotten.append((namespace, name))
 
 
 class Feed:

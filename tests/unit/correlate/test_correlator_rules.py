@@ -152,3 +152,46 @@ async def test_optional_missing_secret_is_skipped_quietly(feed, sink, caplog):
 
     assert sink.lines == []
     assert not any("secret" in r.getMessage() for r in caplog.records)
+
+
+def secret_token_pod(name: str) -> dict:
+    p = pod(name)
+    p["spec"]["containers"][0]["env"] = [
+        {"name": "CODER_AGENT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "agent", "key": "t"}}}
+    ]
+    return p
+
+
+async def test_event_retries_a_secret_created_after_its_pod(feed, sink, secrets):
+    p = secret_token_pod("ws-late")
+    await feed(PODS, "ADDED", p)
+    assert sink.lines == []
+
+    secrets.data[("coder-ws", "agent")] = {"t": "tok-late"}
+    await feed(EVENTS, "ADDED", event(p, type="Normal", reason="Scheduled", message="assigned"))
+
+    assert ("coder-ws", "agent") in secrets.forgotten
+    assert sink.texts("tok-late") == ["Pod ws-late created", "Normal Scheduled Pod/ws-late: assigned"]
+
+
+async def test_events_wait_while_the_secret_is_missing(feed, sink, secrets):
+    p = secret_token_pod("ws-wait")
+    await feed(PODS, "ADDED", p)
+    await feed(EVENTS, "ADDED", event(p, type="Normal", reason="Scheduled", message="assigned"))
+    assert sink.lines == []
+
+    secrets.data[("coder-ws", "agent")] = {"t": "tok-wait"}
+    await feed(PODS, "MODIFIED", p)
+
+    assert sink.texts("tok-wait") == ["Pod ws-wait created", "Normal Scheduled Pod/ws-wait: assigned"]
+
+
+async def test_deleted_pod_is_not_retried(feed, sink, secrets):
+    p = secret_token_pod("ws-gone")
+    await feed(PODS, "ADDED", p)
+    await feed(PODS, "DELETED", p)
+    secrets.data[("coder-ws", "agent")] = {"t": "tok-gone"}
+    await feed(EVENTS, "ADDED", event(p, type="Normal", reason="Killing", message="stopping"))
+
+    assert secrets.forgotten == []
+    assert sink.lines == []
