@@ -432,11 +432,25 @@ def test_two_replicas_side_by_side_through_workspace_churn(namespace, objects, f
             expected[gone_token].append(f"Pod {gone['metadata']['name']} deleted")
         time.sleep(0.2)
 
-    for token, lines in expected.items():
-        # An agent's lines come from two watches (pods and events), so their order may
-        # interleave. Only the first line (created) and the last (deleted) have a fixed place.
-        wait_for(lambda: sorted(fake_coder.texts(token)) == sorted(lines), timeout=60,
-                 what=f"the lines of {lines[0]!r}")
+    # An agent's lines come from two watches (pods and events), so their order may
+    # interleave. Only the first line (created) and the last (deleted) have a fixed place.
+    def mismatched() -> dict[str, tuple[list[str], list[str]]]:
+        found = {}
+        for token, lines in expected.items():
+            texts = fake_coder.texts(token)
+            if sorted(texts) != sorted(lines):
+                missing = list((collections.Counter(lines) - collections.Counter(texts)).elements())
+                extra = list((collections.Counter(texts) - collections.Counter(lines)).elements())
+                found[lines[0]] = (missing, extra)
+        return found
+
+    settle = time.monotonic() + 60
+    while (wrong := mismatched()) and time.monotonic() < settle:
+        time.sleep(0.5)
+    assert not wrong, (
+        f"{len(wrong)} agents with missing or extra lines (first line: (missing, extra)): "
+        f"{dict(list(wrong.items())[:5])}; logs: {a.log_path}, {b.log_path}"
+    )
     time.sleep(2 * CHECKPOINT_SECONDS)
     repeats = sum(len(fake_coder.texts(t)) - len(set(fake_coder.texts(t))) for t in expected)
     lines = sum(len(v) for v in expected.values())
