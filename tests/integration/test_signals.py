@@ -215,3 +215,20 @@ def test_token_secret_created_after_its_pod(namespace, objects, fake_coder, star
 
     wait_for(lambda: fake_coder.texts(token) == ["Pod ws-late created", "Normal Scheduled Pod/ws-late: Successfully assigned to node-a"],
              what="the created line and the event")
+
+
+def test_event_for_a_replaced_pod_does_not_reach_its_successor(namespace, objects, fake_coder, start_controller):
+    # A StatefulSet's pod keeps its name across restarts; only the uid tells them apart.
+    old_token, new_token_ = new_token(fake_coder), new_token(fake_coder)
+    start_controller("-n", namespace)
+    old = objects.create(pod("ws-0", namespace=namespace, token=old_token))
+    wait_for(lambda: fake_coder.texts(old_token) == ["Pod ws-0 created"], what="the first pod tracked")
+    objects.delete(old)
+    wait_for(lambda: fake_coder.texts(old_token)[-1:] == ["Pod ws-0 deleted"], what="the first pod deleted")
+
+    new = objects.create(pod("ws-0", namespace=namespace, token=new_token_))
+    objects.create(event(old, type="Normal", reason="Killing", message="Stopping container dev"))
+    objects.create(event(new, type="Normal", reason="Scheduled", message="Successfully assigned to node-a"))
+
+    wait_for(lambda: len(fake_coder.texts(new_token_)) == 2, what="the second pod's lines")
+    assert fake_coder.texts(new_token_) == ["Pod ws-0 created", "Normal Scheduled Pod/ws-0: Successfully assigned to node-a"]
