@@ -19,8 +19,8 @@ test: ## run the whole test suite
 test-chart: ## run only the Helm chart tests
 	$(PYTHON) -m pytest tests/chart -q
 
-bench: ## run the benchmarks
-	$(PYTHON) -m scripts.bench
+bench: ## run every benchmark and update docs/benchmarks.md (about 21 minutes; BENCH_ARGS=--smoke for a 10 s check)
+	$(PYTHON) -m scripts.bench $(BENCH_ARGS)
 
 lint: ## type-check the package (mypy --strict, configured in pyproject.toml)
 	$(PYTHON) -m mypy

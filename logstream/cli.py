@@ -110,8 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(argv)
 
     # Imported late so that `--help` and configuration errors stay fast.
-    from logstream.app import ConfigurationProblem, run
+    from logstream.app import ConfigurationProblem, freeze_startup_objects, run
     from logstream.ops.logs import setup_logging
+
+    freeze_startup_objects()
 
     setup_logging(level=settings.log_level, fmt=settings.log_format)
     try:

@@ -8,7 +8,7 @@ and reconnects never resend a line, while every growth is shown with `(xN)`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,18 +22,46 @@ class BadObject(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class EventView:
+    """One Event. The fields that route it are read at once, the others when used.
+
+    Most events in a cluster concern objects that are not workspaces and are dropped
+    after routing, so their message, time and count are never read.
+    """
+
     uid: str
     namespace: str
     target_uid: str  # involvedObject.uid, may be empty
     target_kind: str
     target_name: str
     target_namespace: str
-    container: str  # from fieldPath `spec.containers{dev}`, may be empty
-    type: str
-    reason: str
-    message: str
-    occurrences: int
-    time: datetime
+    obj: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def container(self) -> str:
+        """The container named by fieldPath `spec.containers{dev}`, may be empty."""
+        field_path = (self.obj.get("involvedObject") or {}).get("fieldPath")
+        match = _FIELD_PATH_CONTAINER.search(str(field_path or ""))
+        return match.group(1) if match else ""
+
+    @property
+    def type(self) -> str:
+        return str(self.obj.get("type") or "Normal")
+
+    @property
+    def reason(self) -> str:
+        return str(self.obj.get("reason") or "")
+
+    @property
+    def message(self) -> str:
+        return _one_line(str(self.obj.get("message") or self.obj.get("note") or ""))
+
+    @property
+    def occurrences(self) -> int:
+        return occurrences(self.obj)
+
+    @property
+    def time(self) -> datetime:
+        return event_time(self.obj)
 
     @property
     def level(self) -> Level:
@@ -42,17 +70,19 @@ class EventView:
     def render(self) -> str:
         """`Warning FailedCreate ReplicaSet/ws-abc: <message> (x7)`."""
         where = f"{self.target_kind}/{self.target_name}"
-        if self.container:
-            where += f" container {self.container}"
+        container = self.container
+        if container:
+            where += f" container {container}"
         text = f"{self.type} {self.reason} {where}: {self.message}"
-        return text + (f" (x{self.occurrences})" if self.occurrences > 1 else "")
+        count = self.occurrences
+        return text + (f" (x{count})" if count > 1 else "")
 
 
 _FIELD_PATH_CONTAINER = re.compile(r"spec\.(?:init|ephemeral)?[cC]ontainers\{([^}]*)\}")
 
 
 def read_event(obj: dict[str, Any]) -> EventView:
-    """Parse the fields the controller uses; `BadObject` when the event is unusable."""
+    """Read the routing fields of an event; `BadObject` when the event is unusable."""
     meta = obj.get("metadata")
     target = obj.get("involvedObject")
     if not isinstance(meta, dict) or not isinstance(target, dict):
@@ -61,7 +91,6 @@ def read_event(obj: dict[str, Any]) -> EventView:
     if not isinstance(uid, str) or not uid:
         raise BadObject("event without metadata.uid")
 
-    match = _FIELD_PATH_CONTAINER.search(str(target.get("fieldPath") or ""))
     return EventView(
         uid=uid,
         namespace=str(meta.get("namespace") or ""),
@@ -69,12 +98,7 @@ def read_event(obj: dict[str, Any]) -> EventView:
         target_kind=str(target.get("kind") or ""),
         target_name=str(target.get("name") or ""),
         target_namespace=str(target.get("namespace") or meta.get("namespace") or ""),
-        container=match.group(1) if match else "",
-        type=str(obj.get("type") or "Normal"),
-        reason=str(obj.get("reason") or ""),
-        message=_one_line(str(obj.get("message") or obj.get("note") or "")),
-        occurrences=occurrences(obj),
-        time=event_time(obj),
+        obj=obj,
     )
 
 

@@ -94,7 +94,7 @@ class Watcher:
         self.synced = asyncio.Event()
         self._resource_version = ""
         self._saw_frame = False
-        # Looking a labelled counter up costs more than counting; do it once per type.
+        # Looking up a labelled counter costs more than the increment, so do it once per type.
         self._change_counters = {
             kind: metrics.kube_changes.labels(resource=resource.plural, type=kind)
             for kind in ("ADDED", "MODIFIED", "DELETED")

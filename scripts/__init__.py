@@ -1,0 +1,1 @@
+"""Developer scripts: the test-bed build (`testbed.sh`) and the benchmarks (`bench`)."""
