@@ -17,6 +17,10 @@ from kubernetes_asyncio.client import ApiClient
 JsonDict = dict[str, Any]
 
 
+# `KubeError.reason` of a watch that sent nothing for its read timeout.
+STREAM_IDLE = "StreamIdle"
+
+
 class KubeError(Exception):
     """The API server answered with an error status, or the connection failed (status 0)."""
 
@@ -30,6 +34,11 @@ class KubeError(Exception):
     def gone(self) -> bool:
         """The resourceVersion or continue token is too old: only a fresh list helps."""
         return self.status == 410
+
+    @property
+    def idle(self) -> bool:
+        """A watch sent nothing for its read timeout: a dead connection or a quiet resource."""
+        return self.reason == STREAM_IDLE
 
 
 def status_error(body: Mapping[str, Any], status: int | None = None) -> KubeError:
@@ -85,7 +94,11 @@ class KubeApi:
                 async for line in response.content:
                     if line.strip():
                         yield line
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
+                raise KubeError(
+                    0, STREAM_IDLE, f"watch on {path} sent nothing for {read_timeout_seconds:g} s"
+                ) from exc
+            except aiohttp.ClientError as exc:
                 raise KubeError(0, "StreamBroken", f"watch on {path} broke: {exc!r}") from exc
 
     async def _call(

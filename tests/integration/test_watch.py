@@ -47,7 +47,20 @@ def test_silent_connection_is_dropped_and_the_watch_resumes(cluster, namespace, 
     objects.create(event(p, type="Normal", reason="Pulled", message="after the pause"))
 
     wait_for(lambda: fake_coder.texts(token)[-1:] == ["Normal Pulled Pod/ws-silent: after the pause"], what="line after pause")
+    # First the silence is seen (idle), then reopening fails while the server is paused.
+    assert controller.metric("coder_logstream_watch_restarts_total", cause="idle") >= 1
+    assert "watch sent nothing for the read timeout" in controller.log_text()
     assert "watch failed" in controller.log_text()
+
+
+def test_quiet_watch_is_reopened_without_a_warning(namespace, start_controller):
+    # No ReplicaSet, StatefulSet, Job or claim exists here, so those watches stay silent.
+    controller = start_controller("-n", namespace, "--watch-read-timeout-seconds", "2")
+
+    wait_for(lambda: controller.metric("coder_logstream_watch_restarts_total", resource="jobs", cause="idle") >= 2,
+             what="the quiet jobs watch reopened twice")
+    assert controller.metric("coder_logstream_watch_restarts_total", cause="error") == 0
+    assert "WARNING" not in controller.log_text()
 
 
 def test_synced_watchers_are_counted_without_a_readiness_probe(namespace, start_controller):
