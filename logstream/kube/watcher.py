@@ -132,7 +132,7 @@ class Watcher:
                     extra=fields(resource=self._resource.plural, scope=self.scope),
                 )
                 error = KubeError(0, type(exc).__name__, str(exc))
-            # A watch that delivered frames, or that was answered and then stayed quiet,
+            # A watch that delivered frames, or that got a response and then stayed quiet,
             # was healthy: start the backoff over.
             failures = 1 if self._saw_frame else failures + 1
             self._saw_frame = False
