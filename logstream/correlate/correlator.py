@@ -122,8 +122,7 @@ class Correlator:
             if isinstance(message, Listed):
                 self._on_listed(message)
             elif message.resource is EVENTS:
-                await self._retry_unresolved_target(message)
-                self._on_event(message)
+                await self._on_event(message)
             elif message.resource is PVCS:
                 self._on_claim(message)
             else:
@@ -225,16 +224,6 @@ class Correlator:
         while len(self._unresolved) > UNRESOLVED_MAX_OBJECTS:
             self._unresolved.popitem(last=False)
 
-    async def _retry_unresolved_target(self, change: Change) -> None:
-        """Read the token Secret again for the untracked object an event is about."""
-        target = change.obj.get("involvedObject")
-        uid = target.get("uid") if isinstance(target, dict) else None
-        if change.type == "DELETED" or not isinstance(uid, str):
-            return
-        latest = self._unresolved.get(uid)
-        if latest is not None and self.index.get(uid) is None:
-            await self._on_workload(latest, refresh=True)
-
     def _owner_tokens(self, meta: dict[str, Any]) -> tuple[AgentToken, ...]:
         """A pod whose token cannot be read itself routes to its tracked owner's tokens."""
         for owner in meta.get("ownerReferences") or []:
@@ -335,13 +324,21 @@ class Correlator:
 
     # Events --------------------------------------------------------------------------
 
-    def _on_event(self, change: Change) -> None:
+    async def _on_event(self, change: Change) -> None:
         if change.type == "DELETED":
             # The event expired (its TTL passed); forget it so memory stays bounded.
             self._drop_event_memory(change.obj)
             return
         event = read_event(change.obj)
         targets = self._targets(event)
+        latest = self._unresolved.get(event.target_uid) if not targets else None
+        if latest is not None:
+            # The object's token Secret was missing: read it again, it may exist by now.
+            await self._on_workload(latest, refresh=True)
+            targets = self._targets(event)
+        self._route_event(change, event, targets)
+
+    def _route_event(self, change: Change, event: EventView, targets: list[Tracked]) -> None:
         if not targets:
             if not change.initial:
                 self._hold_pending(event.target_uid, change)
@@ -393,7 +390,8 @@ class Correlator:
         for key in waiting:
             held_at, change = self._pending.pop(key)
             if now - held_at <= PENDING_MAX_AGE_SECONDS:
-                self._on_event(change)
+                event = read_event(change.obj)
+                self._route_event(change, event, self._targets(event))
 
     # Output --------------------------------------------------------------------------
 

@@ -218,7 +218,7 @@ def test_token_secret_created_after_its_pod(namespace, objects, fake_coder, star
 
 
 def test_event_for_a_replaced_pod_does_not_reach_its_successor(namespace, objects, fake_coder, start_controller):
-    # A StatefulSet's pod keeps its name across restarts; only the uid tells them apart.
+    # A StatefulSet's pod keeps its name across restarts, so only the uid differs.
     old_token, new_token_ = new_token(fake_coder), new_token(fake_coder)
     start_controller("-n", namespace)
     old = objects.create(pod("ws-0", namespace=namespace, token=old_token))
